@@ -1,0 +1,1 @@
+"""Tokenscope: see how a causal language model writes text one token at a time."""

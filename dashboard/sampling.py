@@ -1,0 +1,286 @@
+"""Decoding settings (bounds and help for every control) and next-token distributions built with
+transformers' own logits processors, in the order `generate` applies them — so what is shown is what
+`generate` samples from."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any, Mapping
+
+import torch
+
+STRATEGIES = ("greedy", "sample", "beam")
+
+
+@dataclass(frozen=True)
+class Control:
+    """Bounds, default and help of one decoding control (sliders take all of it from here)."""
+
+    name: str
+    label: str
+    kind: type  # int, float or str
+    default: Any
+    low: Any = None
+    high: Any = None
+    step: Any = None
+    help: str = ""
+    caption: str = ""  # one plain-language sentence for learners
+    choices: tuple = ()
+
+
+CONTROLS: dict[str, Control] = {
+    c.name: c
+    for c in [
+        Control(
+            "strategy", "Strategy", str, "greedy", choices=STRATEGIES,
+            help="greedy: always the most likely token; sample: draw from the processed distribution; "
+            "beam: keep the best few partial texts.",
+            caption="How the next token is chosen from the distribution.",
+        ),
+        Control(
+            "temperature", "Temperature", float, 1.0, 0.0, 2.0, 0.05,
+            help="Divides the logits before softmax. 0 means greedy (all mass on the top token); "
+            "below 1 sharpens, above 1 flattens.",
+            caption="Low temperature makes the model confident and repetitive; high makes it adventurous.",
+        ),
+        Control(
+            "top_k", "Top-k", int, 0, 0, 200, 1,
+            help="Keep only the k most likely tokens (0 = off). k larger than the vocabulary keeps everything.",
+            caption="Only the k favourite tokens stay in the running.",
+        ),
+        Control(
+            "top_p", "Top-p (nucleus)", float, 1.0, 0.01, 1.0, 0.01,
+            help="Keep the smallest set of most likely tokens whose probabilities add up to at least p "
+            "(1 = off). At least one token always survives.",
+            caption="Keep the favourites until together they cover p of the probability.",
+        ),
+        Control(
+            "min_p", "Min-p", float, 0.0, 0.0, 1.0, 0.01,
+            help="Drop tokens whose probability is below min_p × the top token's probability (0 = off).",
+            caption="Drop tokens that are far less likely than the favourite.",
+        ),
+        Control(
+            "repetition_penalty", "Repetition penalty", float, 1.0, 1.0, 2.0, 0.05,
+            help="Divides positive logits (multiplies negative ones) of tokens already in the text "
+            "(1 = off), as in CTRL.",
+            caption="Makes tokens that already appeared less likely to appear again.",
+        ),
+        Control(
+            "seed", "Seed", int, 0, 0, 2**31 - 1, 1,
+            help="Random seed for sampling: the same seed, text and settings give the same tokens.",
+            caption="Same seed, same dice rolls.",
+        ),
+        Control(
+            "max_new_tokens", "Max new tokens", int, 88, 1, 256, 1,
+            help="How many tokens to generate at most (generation also stops at end-of-text).",
+            caption="How long the continuation may get.",
+        ),
+        Control(
+            "num_beams", "Beams", int, 4, 2, 8, 1,
+            help="Beam search keeps this many partial continuations and returns the most likely one.",
+            caption="How many candidate texts beam search keeps alive.",
+        ),
+    ]
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every decoding control in one immutable object."""
+
+    strategy: str = CONTROLS["strategy"].default
+    temperature: float = CONTROLS["temperature"].default
+    top_k: int = CONTROLS["top_k"].default
+    top_p: float = CONTROLS["top_p"].default
+    min_p: float = CONTROLS["min_p"].default
+    repetition_penalty: float = CONTROLS["repetition_penalty"].default
+    seed: int = CONTROLS["seed"].default
+    max_new_tokens: int = CONTROLS["max_new_tokens"].default
+    num_beams: int = CONTROLS["num_beams"].default
+
+    def __post_init__(self):
+        for f in fields(self):
+            check_value(f.name, getattr(self, f.name))
+
+    @property
+    def greedy(self) -> bool:
+        """True when the next token is always the argmax (greedy strategy or temperature 0)."""
+        return self.strategy == "greedy" or self.temperature == 0
+
+    def as_dict(self) -> dict:
+        """The settings as a plain dict."""
+        return asdict(self)
+
+    def generate_kwargs(self) -> dict:
+        """Keyword arguments for `model.generate` that apply exactly these settings."""
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": self.max_new_tokens,
+            "repetition_penalty": self.repetition_penalty,
+            "do_sample": False,
+            "num_beams": 1,
+        }
+        if self.strategy == "beam":
+            kwargs.update(num_beams=self.num_beams, early_stopping=True)
+        elif not self.greedy:
+            # every warper given explicitly, so a model's own generation_config never sneaks in
+            kwargs.update(
+                do_sample=True,
+                temperature=self.temperature,
+                top_k=self.top_k,
+                top_p=self.top_p,
+                min_p=self.min_p if self.min_p > 0 else None,
+            )
+        return kwargs
+
+
+def check_value(name: str, value: Any) -> None:
+    """Raise ValueError naming `name` and `value` when it is outside its control's bounds."""
+    control = CONTROLS[name]
+    if control.kind is str:
+        if value not in control.choices:
+            raise ValueError(f"`{name}` must be one of {control.choices}, got {value!r}")
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"`{name}` must be a number, got {value!r}")
+    if control.kind is int and int(value) != value:
+        raise ValueError(f"`{name}` must be a whole number, got {value!r}")
+    if not math.isfinite(value) or not control.low <= value <= control.high:
+        raise ValueError(f"`{name}` must be between {control.low} and {control.high}, got {value!r}")
+
+
+def coerce(name: str, raw: Any) -> tuple[Any, str | None]:
+    """(valid value, notice or None) for untrusted input: parsed, clamped into bounds, or the default."""
+    control = CONTROLS[name]
+    if control.kind is str:
+        value = str(raw).strip().lower()
+        if value in control.choices:
+            return value, None
+        return control.default, f"`{name}` = {str(raw)[:40]!r} is not one of {', '.join(control.choices)}; using {control.default!r}."
+    try:
+        number = float(str(raw).strip())
+    except ValueError:
+        return control.default, f"`{name}` = {str(raw)[:40]!r} is not a number; using {control.default}."
+    if math.isnan(number):
+        return control.default, f"`{name}` = NaN is not a number; using {control.default}."
+    clamped = min(max(number, control.low), control.high)
+    value = control.kind(round(clamped)) if control.kind is int else float(clamped)
+    if clamped != number:
+        return value, f"`{name}` = {str(raw)[:40]} is outside {control.low}…{control.high}; using {value}."
+    if control.kind is int and value != number:
+        return value, f"`{name}` = {str(raw)[:40]} is not a whole number; using {value}."
+    return value, None
+
+
+def settings_from(values: Mapping[str, Any], base: Settings | None = None) -> tuple[Settings, list[str]]:
+    """(settings, notices) from untrusted values by control name; unknown names are ignored."""
+    base = base or Settings()
+    changes, notices = {}, []
+    for name in CONTROLS:
+        if name in values and values[name] is not None:
+            value, notice = coerce(name, values[name])
+            changes[name] = value
+            if notice:
+                notices.append(notice)
+    return replace(base, **changes), notices
+
+
+# --------------------------------------------------------------------------- the processing pipeline
+
+
+def logits_processors(settings: Settings):
+    """transformers' LogitsProcessorList for `settings`, in `generate`'s order (penalty, then warpers)."""
+    from transformers import (
+        LogitsProcessorList,
+        MinPLogitsWarper,
+        RepetitionPenaltyLogitsProcessor,
+        TemperatureLogitsWarper,
+        TopKLogitsWarper,
+        TopPLogitsWarper,
+    )
+
+    procs = LogitsProcessorList()
+    if settings.repetition_penalty != 1.0:
+        procs.append(RepetitionPenaltyLogitsProcessor(settings.repetition_penalty))
+    if settings.greedy or settings.strategy == "beam":
+        return procs  # warpers only run when sampling
+    if settings.temperature != 1.0:
+        procs.append(TemperatureLogitsWarper(settings.temperature))
+    if settings.top_k != 0:
+        procs.append(TopKLogitsWarper(top_k=settings.top_k))
+    if settings.top_p < 1.0:
+        procs.append(TopPLogitsWarper(top_p=settings.top_p))
+    if settings.min_p > 0:
+        procs.append(MinPLogitsWarper(min_p=settings.min_p))
+    return procs
+
+
+def process_logits(logits: torch.Tensor, settings: Settings, prev_ids: torch.Tensor | None = None) -> torch.Tensor:
+    """Processed scores (batch, vocab) for raw `logits` (batch, vocab) or (vocab,); removed tokens are -inf.
+
+    Greedy (strategy or temperature 0) keeps only the argmax after the penalty: that is the token
+    `generate` would pick."""
+    if logits.dim() == 1:
+        logits = logits.unsqueeze(0)  # (1, vocab)
+    logits = logits.float()
+    if prev_ids is None:
+        prev_ids = torch.zeros((logits.shape[0], 0), dtype=torch.long)
+    elif prev_ids.dim() == 1:
+        prev_ids = prev_ids.unsqueeze(0)  # (1, seq)
+    scores = logits_processors(settings)(prev_ids, logits.clone())  # (batch, vocab)
+    if settings.greedy and settings.strategy != "beam":
+        keep = scores.argmax(dim=-1, keepdim=True)  # (batch, 1)
+        onehot = torch.full_like(scores, float("-inf"))
+        scores = onehot.scatter(-1, keep, scores.gather(-1, keep))
+    return scores
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """Raw and processed next-token probabilities over the whole vocabulary, with summary figures."""
+
+    logits: torch.Tensor  # (vocab,) raw
+    probs: torch.Tensor  # (vocab,) softmax of raw logits
+    scores: torch.Tensor  # (vocab,) processed logits, -inf where removed
+    after: torch.Tensor  # (vocab,) softmax of processed scores: what sampling draws from
+
+    @property
+    def kept(self) -> int:
+        """How many tokens survive processing."""
+        return int(torch.isfinite(self.scores).sum())
+
+    @property
+    def mass_kept(self) -> float:
+        """Raw probability mass of the surviving tokens."""
+        return float(self.probs[torch.isfinite(self.scores)].sum())
+
+    def rank_of(self, token_id: int) -> int:
+        """1-based rank of `token_id` under the raw distribution."""
+        return int((self.probs > self.probs[token_id]).sum()) + 1
+
+
+def entropy_bits(probs: torch.Tensor) -> float:
+    """Shannon entropy in bits of a probability vector (zeros contribute nothing)."""
+    p = probs[probs > 0].double()
+    return float(-(p * p.log2()).sum())
+
+
+def distribution(logits: torch.Tensor, settings: Settings, prev_ids: torch.Tensor | None = None) -> Distribution:
+    """Raw and processed distributions for one position's `logits` (vocab,)."""
+    logits = logits.float().reshape(-1)  # (vocab,)
+    scores = process_logits(logits, settings, prev_ids)[0]  # (vocab,)
+    return Distribution(logits, torch.softmax(logits, -1), scores, torch.softmax(scores, -1))
+
+
+def top_tokens(probs: torch.Tensor, k: int) -> tuple[list[int], list[float]]:
+    """(ids, probabilities) of the k most likely tokens, most likely first; k is clamped to the vocabulary."""
+    if k < 1:
+        raise ValueError(f"`k` must be at least 1, got {k!r}")
+    values, ids = torch.topk(probs, min(k, probs.shape[-1]))
+    return ids.tolist(), values.tolist()
+
+
+def sample_token(after: torch.Tensor, seed: int, step: int = 0) -> int:
+    """A token drawn from `after` (vocab,) with a generator seeded by (seed, step): reproducible."""
+    gen = torch.Generator().manual_seed(int(seed) * 1_000_003 + int(step))
+    return int(torch.multinomial(after, 1, generator=gen))

@@ -1,0 +1,141 @@
+"""The one Streamlit glue module: cached model loaders, the shared model picker, prompt box and notices."""
+
+from __future__ import annotations
+
+import logging
+
+import streamlit as st
+
+from dashboard import models
+from dashboard.tokens import clean_prompt, prompt_problem
+
+logger = logging.getLogger("dashboard")
+
+SEED_PROMPT = "Udacity is the best place to learn about generative"
+STORY_PROMPT = "Once upon a time, generative models"
+MODEL_KEY = "model"  # widget key == URL parameter name
+PROMPT_KEY = "prompt"
+_NOTICES = "_ts_notices"
+
+
+def configure_logging() -> None:
+    """Send dashboard logs to the server's stderr once per process."""
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+
+
+# --------------------------------------------------------------------------- cached resources
+
+
+@st.cache_resource(show_spinner="Loading the model… (the bundled model's first start dequantizes it, ~30 s; later starts take seconds)")
+def _load_model(key: str) -> models.LoadedModel:
+    """One LoadedModel per server process and key, shared by every page and session (never mutated)."""
+    return models.load_model(key)
+
+
+@st.cache_resource(show_spinner=False)
+def _load_tokenizer(key: str):
+    """A weights-free tokenizer (GPT-2's offline vocabulary), shared by every session."""
+    return models.load_tokenizer(key)
+
+
+def get_model(key: str) -> models.LoadedModel | None:
+    """The loaded model `key`, or None after showing why it is unavailable (the page goes on)."""
+    try:
+        loaded = _load_model(key)
+    except models.ModelUnavailable as exc:
+        st.error(f"**{models.get_spec(key).label} is not available here.** {exc}", icon="🔌")
+        if key != models.DEFAULT_MODEL:
+            st.info("Pick the bundled SmolLM2 in the sidebar to keep exploring offline.")
+        return None
+    except Exception:  # a broken model must not take the page down
+        logger.exception("loading %s failed", key)
+        st.error(f"{models.get_spec(key).label} failed to load; see the server log. Other models still work.")
+        return None
+    for notice in loaded.notices:
+        st.toast(notice, icon="♻️")
+    return loaded
+
+
+def get_tokenizer(key: str):
+    """The tokenizer of `key`: offline when it has one (GPT-2), else the loaded model's; None if unavailable."""
+    spec = models.get_spec(key)
+    if spec.tokenizer_offline:
+        return _load_tokenizer(key)
+    loaded = get_model(key)
+    return loaded.tokenizer if loaded else None
+
+
+# --------------------------------------------------------------------------- notices
+
+
+def add_notice(text: str) -> None:
+    """Remember a correction made to the user's input so every page shows it until dismissed."""
+    notices = st.session_state.setdefault(_NOTICES, [])
+    if text not in notices:
+        notices.append(text)
+
+
+def show_notices() -> None:
+    """Show the remembered corrections (link values fixed, prompt cut, …) with a dismiss button."""
+    notices = st.session_state.get(_NOTICES) or []
+    if not notices:
+        return
+    with st.container(border=True):
+        for text in notices:
+            st.warning(text, icon="⚠️")
+        if st.button("Dismiss", key="ts_dismiss_notices"):
+            st.session_state[_NOTICES] = []
+            st.rerun()
+
+
+# --------------------------------------------------------------------------- shared widgets
+
+
+def model_picker() -> str:
+    """Sidebar model selectbox bound to `?model=`; an unknown value falls back to the default with a notice."""
+    specs = models.registry()
+    raw = st.query_params.get(MODEL_KEY)
+    if raw is not None and raw not in specs:
+        add_notice(
+            f"The link asked for model {raw[:60]!r}, which is not one of the registered models; "
+            f"showing {specs[models.DEFAULT_MODEL].label} instead."
+        )
+        if MODEL_KEY not in st.session_state:
+            st.session_state[MODEL_KEY] = models.DEFAULT_MODEL
+    key = st.sidebar.selectbox(
+        "Model",
+        options=list(specs),
+        format_func=lambda k: specs[k].label,
+        key=MODEL_KEY,
+        bind="query-params",
+        help="Every page uses this model. The bundled SmolLM2 works offline; GPT-2 needs the Hugging Face Hub "
+        "for its weights (its tokenizer works everywhere).",
+    )
+    spec = specs[key]
+    st.sidebar.caption(spec.about)
+    return key
+
+
+def current_model_key() -> str:
+    """The model picked in the sidebar (the default before the picker has run)."""
+    key = st.session_state.get(MODEL_KEY, models.DEFAULT_MODEL)
+    return key if key in models.registry() else models.DEFAULT_MODEL
+
+
+def prompt_box(default: str, label: str = "Prompt", height: int = 100) -> str | None:
+    """Prompt text area bound to `?prompt=`; returns the cleaned prompt, or None after explaining a problem.
+
+    What the user typed stays in the box untouched; only the copy sent to the model is cleaned."""
+    raw = st.text_area(label, value=default, key=PROMPT_KEY, bind="query-params", height=height)
+    text, notices = clean_prompt(raw)
+    for notice in notices:
+        st.warning(notice, icon="✂️")
+    problem = prompt_problem(text)
+    if problem:
+        st.info(problem, icon="✏️")
+        return None
+    return text

@@ -1,0 +1,25 @@
+"""Landing page: what Tokenscope shows and where to start."""
+
+import streamlit as st
+
+from dashboard import ui
+
+st.title("How a language model writes, one token at a time")
+st.markdown(
+    "Tokenscope turns the classic *generating one token at a time* notebook into something you can poke at. "
+    "Pick a model in the sidebar (the bundled **SmolLM2-135M** runs offline), then follow the four steps:"
+)
+cols = st.columns(3)
+with cols[0]:
+    st.subheader("1 · Tokenize")
+    st.write("See how text is split into tokens: ids, bytes, character spans and the token count.")
+    st.page_link("pages/tokenize.py", label="Open Tokenize", icon="🧩")
+with cols[1]:
+    st.subheader("2–3 · Next token")
+    st.write("See the probability of every candidate next token, append the most likely one, and repeat.")
+    st.page_link("pages/next_token.py", label="Open Next token", icon="🎲")
+with cols[2]:
+    st.subheader("4 · Generate")
+    st.write("Let `generate` write a whole continuation, token by token, and watch the speed.")
+    st.page_link("pages/generate.py", label="Open Generate", icon="✍️")
+st.caption(f"The course notebook's example sentence: “{ui.SEED_PROMPT}”.")

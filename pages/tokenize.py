@@ -1,0 +1,55 @@
+"""Tokenize: how the picked model's tokenizer splits a text."""
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import ui
+from dashboard.charts import chips_html
+from dashboard.tokens import token_rows
+
+st.title("🧩 Tokenize")
+st.caption("A tokenizer turns text into a list of numbers (token ids). Tokens are often pieces of words: *subwords*.")
+
+model_key = ui.current_model_key()
+prompt = ui.prompt_box(ui.SEED_PROMPT, label="Text to tokenize")
+tokenizer = ui.get_tokenizer(model_key)
+
+if prompt is not None and tokenizer is not None:
+    rows = token_rows(tokenizer, prompt)
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Characters", f"{len(prompt):,}")
+    c2.metric("Tokens", f"{len(rows):,}")
+    c3.metric("Characters per token", f"{len(prompt) / max(len(rows), 1):.2f}")
+
+    st.markdown("**Tokens over the text** (hover a chip for its id; ␣ is a space, ↵ a new line)")
+    st.html(chips_html(rows))
+
+    table = pd.DataFrame(
+        {
+            "index": [r.index for r in rows],
+            "id": [r.id for r in rows],
+            "token": [r.visible for r in rows],
+            "bytes": [r.bytes for r in rows],
+            "start": [r.start for r in rows],
+            "end": [r.end for r in rows],
+        }
+    )
+    st.dataframe(
+        table,
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "token": st.column_config.TextColumn("token", help="The token's text; ␣ marks a space"),
+            "bytes": st.column_config.TextColumn("bytes (hex)", help="UTF-8 bytes the token stands for"),
+            "start": st.column_config.NumberColumn("start", help="First character of the token in the text"),
+            "end": st.column_config.NumberColumn("end", help="One past its last character"),
+        },
+    )
+    export = pd.DataFrame([r.as_dict() for r in rows]).drop(columns=["visible"])
+    st.download_button(
+        "Download CSV",
+        export.to_csv(index=False).encode("utf-8"),
+        file_name=f"tokens-{model_key}.csv",
+        mime="text/csv",
+        key="tok_download",
+    )
