@@ -99,9 +99,11 @@ class TokenPath:
         """Keep only the first `n_steps` appended tokens (undo/branch): crop the cache, no forward."""
         if not 0 <= n_steps <= len(self.steps):
             raise ValueError(f"`n_steps` must be in 0…{len(self.steps)}, got {n_steps!r}")
+        remove = len(self.steps) - n_steps
         del self.steps[n_steps:]
         del self._logits[n_steps + 1 :]
-        self.cache.crop(len(self.prompt_ids) + n_steps)
+        if remove:
+            self.cache.crop(-remove)  # transformers 5: a negative count of tokens to drop
 
     def undo(self) -> None:
         """Remove the last appended token."""

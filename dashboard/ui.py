@@ -108,15 +108,14 @@ def model_picker() -> str:
             st.session_state[MODEL_KEY] = models.DEFAULT_MODEL
     key = st.sidebar.selectbox(
         "Model",
-        options=list(specs),
-        format_func=lambda k: specs[k].label,
+        options=list(specs),  # keys, not labels: a bound selectbox writes what it shows into the URL
         key=MODEL_KEY,
         bind="query-params",
         help="Every page uses this model. The bundled SmolLM2 works offline; GPT-2 needs the Hugging Face Hub "
         "for its weights (its tokenizer works everywhere).",
     )
     spec = specs[key]
-    st.sidebar.caption(spec.about)
+    st.sidebar.caption(f"**{spec.label}**. {spec.about}")
     return key
 
 

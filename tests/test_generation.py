@@ -1,0 +1,124 @@
+"""Forward passes, the KV-cached token path, greedy generation and scoring on a tiny GPT-2."""
+
+import pytest
+import torch
+
+from conftest import SEED_IDS
+from dashboard.generation import (
+    TokenPath,
+    generate_ids,
+    greedy_steps,
+    next_token_logits,
+    perplexity,
+    score_ids,
+    start_generation,
+)
+from dashboard.sampling import Settings, top_tokens
+
+
+def test_probabilities_sum_to_one(tiny_gpt2):
+    probs = next_token_logits(tiny_gpt2, SEED_IDS).softmax(-1)
+    assert probs.shape == (50257,)
+    assert probs.sum().item() == pytest.approx(1.0, abs=1e-5)
+    ids, values = top_tokens(probs, 5)
+    assert values == sorted(values, reverse=True)
+    assert ids[0] == int(probs.argmax())
+
+
+def test_app_probabilities_equal_a_direct_forward(tiny_gpt2):
+    path = TokenPath(tiny_gpt2, SEED_IDS)
+    with torch.no_grad():
+        direct = tiny_gpt2(torch.tensor([SEED_IDS])).logits[0, -1].softmax(-1)
+    torch.testing.assert_close(path.logits.softmax(-1), direct, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("steps", [1, 5, 12])
+def test_argmax_append_equals_greedy_generate(tiny_gpt2, steps):
+    ours = greedy_steps(tiny_gpt2, SEED_IDS, steps)
+    with torch.no_grad():
+        ref = tiny_gpt2.generate(
+            torch.tensor([SEED_IDS]), attention_mask=torch.ones(1, len(SEED_IDS), dtype=torch.long),
+            max_new_tokens=steps, do_sample=False, pad_token_id=50256,
+        )[0].tolist()
+    assert ours == ref
+
+
+def test_token_path_append_equals_greedy_and_fresh_forward(tiny_gpt2):
+    path = TokenPath(tiny_gpt2, SEED_IDS)
+    for _ in range(6):
+        path.append(int(path.logits.argmax()), "most likely")
+    assert path.ids == greedy_steps(tiny_gpt2, SEED_IDS, 6)
+    assert all(s.rank == 1 for s in path.steps)
+    torch.testing.assert_close(path.logits, next_token_logits(tiny_gpt2, path.ids), rtol=0, atol=1e-4)
+
+
+def test_undo_and_branch_keep_cache_consistent(tiny_gpt2):
+    path = TokenPath(tiny_gpt2, SEED_IDS)
+    for t in [11, 290, 13]:
+        path.append(t, "picked")
+    path.undo()
+    assert path.ids == SEED_IDS + [11, 290]
+    path.append(287, "picked")
+    torch.testing.assert_close(path.logits, next_token_logits(tiny_gpt2, path.ids), rtol=0, atol=1e-4)
+    path.truncate(1)  # branch after the first step
+    assert path.cache.get_seq_length() == len(SEED_IDS) + 1
+    torch.testing.assert_close(path.logits, next_token_logits(tiny_gpt2, SEED_IDS + [11]), rtol=0, atol=1e-4)
+    torch.testing.assert_close(path.logits_at(0), next_token_logits(tiny_gpt2, SEED_IDS), rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize("bad", [-1, 50257, 10**9])
+def test_append_rejects_ids_outside_the_vocabulary(tiny_gpt2, bad):
+    path = TokenPath(tiny_gpt2, SEED_IDS[:3])
+    with pytest.raises(ValueError, match="token_id"):
+        path.append(bad, "picked")
+    assert path.ids == SEED_IDS[:3]
+
+
+def test_empty_inputs_are_refused(tiny_gpt2):
+    with pytest.raises(ValueError, match="ids"):
+        next_token_logits(tiny_gpt2, [])
+    with pytest.raises(ValueError, match="prompt_ids"):
+        TokenPath(tiny_gpt2, [])
+
+
+def test_streamed_greedy_generation_matches_the_argmax_loop(tiny_gpt2, gpt2_tokenizer):
+    settings = Settings(strategy="greedy", max_new_tokens=10)
+    run = start_generation(tiny_gpt2, gpt2_tokenizer, SEED_IDS, settings)
+    text = "".join(run.chunks())
+    assert run.error is None and not run.thread.is_alive()
+    assert run.output_ids == greedy_steps(tiny_gpt2, SEED_IDS, 10)
+    assert text == gpt2_tokenizer.decode(run.new_ids)
+    assert run.tokens_per_second > 0
+
+
+def test_stop_ends_the_worker(tiny_gpt2, gpt2_tokenizer):
+    run = start_generation(tiny_gpt2, gpt2_tokenizer, SEED_IDS, Settings(max_new_tokens=200))
+    next(iter(run.chunks()))
+    run.stop()
+    assert not run.thread.is_alive()
+    assert len(run.new_ids) < 200
+
+
+def test_greedy_tokens_score_rank_one(tiny_gpt2):
+    ids = generate_ids(tiny_gpt2, _tok(), SEED_IDS, Settings(max_new_tokens=8))
+    assert ids == greedy_steps(tiny_gpt2, SEED_IDS, 8)
+    scores = score_ids(tiny_gpt2, ids, start=len(SEED_IDS))
+    assert [s.rank for s in scores] == [1] * 8
+    assert all(s.top_ids[0] == s.token_id for s in scores)
+    assert perplexity(scores) >= 1.0
+
+
+def test_scores_match_log_softmax(tiny_gpt2):
+    scores = score_ids(tiny_gpt2, SEED_IDS)
+    with torch.no_grad():
+        logp = tiny_gpt2(torch.tensor([SEED_IDS])).logits[0].log_softmax(-1)
+    for s in scores:
+        expected = logp[s.index - 1, s.token_id].exp().item()
+        assert s.prob == pytest.approx(expected, rel=1e-5)
+        assert s.rank == int((logp[s.index - 1] > logp[s.index - 1, s.token_id]).sum()) + 1
+
+
+def _tok():
+    from dashboard.models import offline_gpt2_tokenizer
+
+    return offline_gpt2_tokenizer()

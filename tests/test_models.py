@@ -1,0 +1,118 @@
+"""Model registry, Hub probing and the safetensors weight cache (tiny models, no network)."""
+
+import time
+
+import pytest
+import torch
+
+from dashboard import models
+from dashboard.generation import next_token_logits
+
+
+def test_registry_has_the_bundled_default_and_gpt2():
+    specs = models.registry()
+    assert models.DEFAULT_MODEL == "smollm2-135m"
+    assert specs["smollm2-135m"].source == "bundled"
+    assert specs["gpt2"].source == "hub" and specs["gpt2"].tokenizer_offline
+    assert specs["distilgpt2"].source == "hub"
+
+
+@pytest.mark.parametrize("key", ["", "gpt3", "/etc/passwd", "../models", "https://evil.example/model", "GPT2"])
+def test_unregistered_keys_are_refused(key):
+    with pytest.raises(ValueError, match="unknown model"):
+        models.get_spec(key)
+
+
+def test_local_folders_come_from_the_environment(monkeypatch, tmp_path):
+    folder = tmp_path / "My Model"
+    folder.mkdir()
+    monkeypatch.setenv(models.LOCAL_MODELS_ENV, f"{folder}:{tmp_path / 'other'}")
+    specs = models.registry()
+    assert specs["local-my-model"].location == str(folder)
+    assert specs["local-other"].source == "local"
+
+
+def test_local_folder_without_safetensors_is_refused(monkeypatch, tmp_path):
+    (tmp_path / "pytorch_model.bin").write_bytes(b"not loaded")
+    monkeypatch.setenv(models.LOCAL_MODELS_ENV, str(tmp_path))
+    key = [k for k in models.registry() if k.startswith("local-")][0]
+    with pytest.raises(models.ModelUnavailable, match="safetensors"):
+        models.load_model(key)
+
+
+def test_offline_env_answers_without_probing(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    ok, reason = models.hub_reachable()
+    assert not ok and "HF_HUB_OFFLINE" in reason
+
+
+def test_probe_of_a_dead_endpoint_fails_fast(monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    sock = __import__("socket").socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()  # nothing listens there now
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    start = time.perf_counter()
+    ok, reason = models.hub_reachable(timeout=1.0)
+    assert not ok and "127.0.0.1" in reason
+    assert time.perf_counter() - start < 2
+
+
+@pytest.mark.parametrize("key", ["gpt2", "distilgpt2"])
+def test_hub_model_unavailable_offline_within_5_seconds(key):
+    start = time.perf_counter()
+    with pytest.raises(models.ModelUnavailable, match="unreachable"):
+        models.load_model(key)
+    assert time.perf_counter() - start < 5
+
+
+def test_gpt2_tokenizer_works_offline():
+    tok = models.load_tokenizer("gpt2")
+    assert tok.decode([8300]) == " programming"
+    assert len(tok) == 50257
+
+
+@pytest.fixture
+def written_cache(tmp_path, tiny_llama, gpt2_tokenizer):
+    folder = tmp_path / "cache"
+    models.write_weight_cache(folder, tiny_llama, gpt2_tokenizer)
+    return folder
+
+
+def test_weight_cache_round_trip_gives_identical_logits(written_cache, tiny_llama):
+    assert models.cache_problem(written_cache) is None
+    assert not list(written_cache.parent.glob("*.tmp-*"))  # the temporary folder was renamed away
+    model, tok = models._load_folder(written_cache)
+    ids = [1, 5, 9, 300]
+    torch.testing.assert_close(next_token_logits(model, ids), next_token_logits(tiny_llama, ids), rtol=0, atol=1e-6)
+    for name, tensor in tiny_llama.state_dict().items():
+        assert torch.equal(model.state_dict()[name], tensor), name
+    assert model.get_output_embeddings().weight.data_ptr() == model.get_input_embeddings().weight.data_ptr()
+    assert tok.decode([8300]) == " programming"
+
+
+def _truncate(path):
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _flip_byte(path):
+    data = bytearray(path.read_bytes())
+    data[len(data) - 100] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(
+    "damage, expected",
+    [
+        (lambda f: _truncate(f / "model.safetensors"), "truncated"),
+        (lambda f: _flip_byte(f / "model.safetensors"), "corrupt"),
+        (lambda f: (f / "manifest.json").unlink(), "no manifest"),
+        (lambda f: (f / "manifest.json").write_text("{not json"), "unreadable"),
+        (lambda f: (f / "config.json").unlink(), "missing"),
+    ],
+)
+def test_damaged_cache_is_detected(written_cache, damage, expected):
+    damage(written_cache)
+    assert expected in models.cache_problem(written_cache)
