@@ -10,12 +10,12 @@ ui.configure_logging()
 pages = [
     st.Page("pages/home.py", title="Start here", icon="🔭", default=True),
     st.Page("pages/tokenize.py", title="Tokenize", icon="🧩", url_path="tokenize"),
-    st.Page("pages/next_token.py", title="Next token", icon="🎲", url_path="next-token"),
+    st.Page("pages/next-token.py", title="Next token", icon="🎲", url_path="next-token"),
     st.Page("pages/generate.py", title="Generate", icon="✍️", url_path="generate"),
 ]
 page = st.navigation(pages)
 
 st.sidebar.title("🔭 Tokenscope")
 ui.model_picker()
-page.run()
+ui.run_page(page)
 ui.show_notices()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 
 import streamlit as st
 
@@ -25,6 +26,35 @@ def configure_logging() -> None:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
+
+
+# --------------------------------------------------------------------------- entry and page guard
+
+_entry = threading.local()  # set while streamlit_app.py runs the current page (script runs are per-thread)
+
+
+def run_page(page) -> None:
+    """Run the navigation's current page, marking that it runs under the entry script."""
+    _entry.active = True
+    try:
+        page.run()
+    finally:
+        _entry.active = False
+
+
+def page_guard() -> None:
+    """Make sure a page runs under streamlit_app.py, never as a bare `pages/` script.
+
+    Streamlit treats a folder named `pages/` as a legacy multipage app until the entry script has called
+    st.navigation once in the process: a fresh server's first visitor of /tokenize would get the page
+    without the sidebar, model picker or link handling. Switching legacy mode off and rerunning runs the
+    entry instead, which opens the same page (its url path is the file name, so the page hash matches)."""
+    if getattr(_entry, "active", False):
+        return
+    from streamlit.runtime.pages_manager import PagesManager
+
+    PagesManager.uses_pages_directory = False
+    st.rerun()
 
 
 # --------------------------------------------------------------------------- cached resources

@@ -3,6 +3,8 @@
 import streamlit as st
 
 from dashboard import ui
+
+ui.page_guard()
 from dashboard.generation import start_generation
 from dashboard.sampling import Settings
 from dashboard.tokens import MAX_PROMPT_TOKENS, encode, safe_markdown

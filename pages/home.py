@@ -4,6 +4,8 @@ import streamlit as st
 
 from dashboard import ui
 
+ui.page_guard()
+
 st.title("How a language model writes, one token at a time")
 st.markdown(
     "Tokenscope turns the classic *generating one token at a time* notebook into something you can poke at. "
@@ -17,7 +19,7 @@ with cols[0]:
 with cols[1]:
     st.subheader("2–3 · Next token")
     st.write("See the probability of every candidate next token, append the most likely one, and repeat.")
-    st.page_link("pages/next_token.py", label="Open Next token", icon="🎲")
+    st.page_link("pages/next-token.py", label="Open Next token", icon="🎲")
 with cols[2]:
     st.subheader("4 · Generate")
     st.write("Let `generate` write a whole continuation, token by token, and watch the speed.")

@@ -4,6 +4,8 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import ui
+
+ui.page_guard()
 from dashboard.charts import chips_html
 from dashboard.tokens import token_rows
 

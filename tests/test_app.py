@@ -51,7 +51,7 @@ def test_tokenize_bundled_model_by_default(smollm):
 
 
 def test_next_token_shows_real_distribution_and_append_changes_text(smollm):
-    at = open_page("pages/next_token.py")
+    at = open_page("pages/next-token.py")
     frame = at.dataframe[0].value
     assert frame["probability"].is_monotonic_decreasing and len(frame) == 10
     assert len(at.get("vega_lite_chart")) == 1
@@ -66,12 +66,12 @@ def test_next_token_shows_real_distribution_and_append_changes_text(smollm):
 
 
 def test_next_token_k_slider_changes_rows(smollm):
-    at = open_page("pages/next_token.py")
+    at = open_page("pages/next-token.py")
     at.slider(key="nt_show").set_value(3).run()
     assert len(at.dataframe[0].value) == 3
 
 
-@pytest.mark.parametrize("page", ["pages/tokenize.py", "pages/next_token.py", "pages/generate.py"])
+@pytest.mark.parametrize("page", ["pages/tokenize.py", "pages/next-token.py", "pages/generate.py"])
 @pytest.mark.parametrize("prompt, expected", [("", "empty"), ("   \n  ", "only whitespace")])
 def test_bad_prompt_gets_a_message_not_an_error(smollm, page, prompt, expected):
     at = open_page(page)
@@ -90,7 +90,7 @@ def test_unknown_model_in_link_falls_back_with_notice(smollm, bad):
 
 
 def test_gpt2_weights_unavailable_offline_shows_message(smollm):
-    at = open_page("pages/next_token.py", model="gpt2")
+    at = open_page("pages/next-token.py", model="gpt2")
     assert "not available here" in texts(at)
 
 

@@ -3,6 +3,8 @@
 import streamlit as st
 
 from dashboard import ui
+
+ui.page_guard()
 from dashboard.charts import marked_text_html, probability_bars, probability_frame
 from dashboard.generation import TokenPath
 from dashboard.sampling import top_tokens
