@@ -7,6 +7,22 @@ from dashboard.tokens import encode
 from conftest import ROOT, SEED_IDS, SEED_PROMPT, SEED_TOKENS
 
 pytestmark = pytest.mark.app
+
+
+@pytest.fixture(autouse=True)
+def _navigation_mode(monkeypatch):
+    """AppTest re-detects Streamlit's legacy `pages/` mode before every run; a real server does so once and
+    ui.page_guard() switches it off for good (a deep link's first run), which the browser tests cover.
+    Here every run starts where a real server is after that first run."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    original = PagesManager.__init__
+
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", init)
 TIMEOUT = 180  # the first run may load the model
 
 
