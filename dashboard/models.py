@@ -18,7 +18,8 @@ from typing import Callable
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "smollm2-135m"
+DEFAULT_MODEL = "smollm2-135m"  # the bundled model; see default_model() for where it is missing
+FALLBACK_MODEL = "gpt2"  # e.g. on Streamlit Community Cloud, which cannot install the bundled package
 LOCAL_MODELS_ENV = "TOKENSCOPE_LOCAL_MODELS"
 CACHE_ENV = "TOKENSCOPE_CACHE"
 CACHE_FORMAT = 1  # bump when the on-disk cache layout changes
@@ -113,6 +114,11 @@ def get_spec(key: str) -> ModelSpec:
     if key not in specs:
         raise ValueError(f"unknown model {key!r}; choose one of {', '.join(specs)}")
     return specs[key]
+
+
+def default_model() -> str:
+    """The model a fresh session starts on: the bundled one where it is installed, else GPT-2 from the Hub."""
+    return DEFAULT_MODEL if bundled_gguf_path() is not None else FALLBACK_MODEL
 
 
 # --------------------------------------------------------------------------- bundled model files

@@ -78,7 +78,7 @@ def get_model(key: str) -> models.LoadedModel | None:
         loaded = _load_model(key)
     except models.ModelUnavailable as exc:
         st.error(f"**{models.get_spec(key).label} is not available here.** {exc}", icon="🔌")
-        if key != models.DEFAULT_MODEL:
+        if key != models.default_model():
             st.info("Pick the bundled SmolLM2 in the sidebar to keep exploring offline.")
         return None
     except Exception:  # a broken model must not take the page down
@@ -132,13 +132,14 @@ def model_picker() -> str:
     if raw is not None and raw not in specs:
         add_notice(
             f"The link asked for model {raw[:60]!r}, which is not one of the registered models; "
-            f"showing {specs[models.DEFAULT_MODEL].label} instead."
+            f"showing {specs[models.default_model()].label} instead."
         )
         if MODEL_KEY not in st.session_state:
-            st.session_state[MODEL_KEY] = models.DEFAULT_MODEL
+            st.session_state[MODEL_KEY] = models.default_model()
+    default = models.default_model()
     key = st.sidebar.selectbox(
         "Model",
-        options=list(specs),  # keys, not labels: a bound selectbox writes what it shows into the URL
+        options=[default] + [k for k in specs if k != default],  # the first option is the default  # keys, not labels: a bound selectbox writes what it shows into the URL
         key=MODEL_KEY,
         bind="query-params",
         help="Every page uses this model. The bundled SmolLM2 works offline; GPT-2 needs the Hugging Face Hub "
@@ -151,8 +152,8 @@ def model_picker() -> str:
 
 def current_model_key() -> str:
     """The model picked in the sidebar (the default before the picker has run)."""
-    key = st.session_state.get(MODEL_KEY, models.DEFAULT_MODEL)
-    return key if key in models.registry() else models.DEFAULT_MODEL
+    key = st.session_state.get(MODEL_KEY, models.default_model())
+    return key if key in models.registry() else models.default_model()
 
 
 def prompt_box(default: str, label: str = "Prompt", height: int = 100) -> str | None:

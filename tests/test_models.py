@@ -12,9 +12,17 @@ from dashboard.generation import next_token_logits
 def test_registry_has_the_bundled_default_and_gpt2():
     specs = models.registry()
     assert models.DEFAULT_MODEL == "smollm2-135m"
+    assert models.default_model() == "smollm2-135m"  # installed by make test
     assert specs["smollm2-135m"].source == "bundled"
     assert specs["gpt2"].source == "hub" and specs["gpt2"].tokenizer_offline
     assert specs["distilgpt2"].source == "hub"
+
+
+def test_without_the_bundled_package_gpt2_is_the_default(monkeypatch):
+    monkeypatch.setattr(models, "bundled_gguf_path", lambda: None)
+    assert models.default_model() == "gpt2"
+    with pytest.raises(models.ModelUnavailable, match="not installed"):
+        models.load_model("smollm2-135m")
 
 
 @pytest.mark.parametrize("key", ["", "gpt3", "/etc/passwd", "../models", "https://evil.example/model", "GPT2"])
