@@ -4,14 +4,13 @@ per-token scoring."""
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Iterator
 
 import torch
 
-from dashboard.sampling import Settings
+from dashboard.sampling import Settings, logits_processors
 
 logger = logging.getLogger(__name__)
 
@@ -114,108 +113,133 @@ class TokenPath:
 # --------------------------------------------------------------------------- streamed generation
 
 
-class _StopOnEvent:
-    """StoppingCriteria that ends generation once `event` is set (the page's Stop button)."""
-
-    def __init__(self, event: threading.Event):
-        self.event = event
-
-    def __call__(self, input_ids, scores, **kwargs):
-        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool)
-
-
 @dataclass
-class GenerationRun:
-    """A generation running in a worker thread: iterate `chunks()` for text, `stop()` to end it early."""
+class Generation:
+    """A generation in progress or done: the ids so far, timing, and why it ended."""
 
     prompt_ids: list[int]
     settings: Settings
-    stop_event: threading.Event = field(default_factory=threading.Event)
-    output_ids: list[int] = field(default_factory=list)
-    error: BaseException | None = None
-    started: float = 0.0
+    new_ids: list[int] = field(default_factory=list)
+    started: float = field(default_factory=time.perf_counter)
+    first_token_at: float = 0.0
     finished: float = 0.0
-    thread: threading.Thread | None = None
-    _streamer: object = None
+    reason: str = ""  # "length", "end of text", "stopped"
 
     @property
-    def new_ids(self) -> list[int]:
-        """The generated ids (without the prompt)."""
-        return self.output_ids[len(self.prompt_ids) :]
+    def output_ids(self) -> list[int]:
+        """Prompt ids followed by the generated ids."""
+        return self.prompt_ids + self.new_ids
 
     @property
     def seconds(self) -> float:
-        """Wall time of the generation so far."""
+        """Wall time from the start to the last token (or now)."""
         return (self.finished or time.perf_counter()) - self.started
 
     @property
     def tokens_per_second(self) -> float:
-        """New tokens per second of wall time."""
+        """Generated tokens per second of wall time."""
         return len(self.new_ids) / self.seconds if self.seconds > 0 else 0.0
 
-    def chunks(self) -> Iterator[str]:
-        """Decoded text pieces as the worker produces them (ends when it finishes or is stopped)."""
-        for piece in self._streamer:
-            yield piece
-        if self.thread is not None:
-            self.thread.join()
 
-    def stop(self) -> None:
-        """Ask the worker to stop after the current token and wait for it."""
-        self.stop_event.set()
-        if self.thread is not None:
-            self.thread.join(timeout=30)
+def _eos_ids(model, tokenizer) -> set[int]:
+    """Every id that ends generation for this model (config and tokenizer end-of-text ids)."""
+    ids = set()
+    for source in (getattr(model, "generation_config", None), model.config, tokenizer):
+        value = getattr(source, "eos_token_id", None) if source is not None else None
+        if isinstance(value, int):
+            ids.add(value)
+        elif isinstance(value, (list, tuple)):
+            ids.update(int(v) for v in value)
+    return ids
 
 
-def start_generation(model, tokenizer, prompt_ids: list[int], settings: Settings) -> GenerationRun:
-    """Start `model.generate` for `prompt_ids` with `settings` in a worker thread, streaming text."""
-    from transformers import StoppingCriteriaList, TextIteratorStreamer
+@torch.inference_mode()
+def stream_ids(model, tokenizer, prompt_ids: list[int], settings: Settings, run: Generation | None = None) -> Iterator[int]:
+    """Generated token ids one at a time: a KV-cached loop applying the same logits processors as `generate`.
+
+    Sampling draws from a private generator seeded with `settings.seed`, so concurrent sessions never
+    disturb each other's random streams. Closing the iterator (page left, Stop pressed) ends the work."""
+    from transformers import DynamicCache
 
     if not prompt_ids:
         raise ValueError("`prompt_ids` must hold at least one token, got an empty list")
-    run = GenerationRun([int(i) for i in prompt_ids], settings)
-    streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, timeout=120)
-    run._streamer = streamer
-    input_ids = torch.tensor([run.prompt_ids], dtype=torch.long)  # (1, seq)
+    if settings.strategy == "beam":
+        raise ValueError("`settings.strategy` 'beam' cannot stream; use beam_search()")
+    run = run if run is not None else Generation(list(prompt_ids), settings)
+    processors = logits_processors(settings)
+    eos = _eos_ids(model, tokenizer)
+    rng = torch.Generator().manual_seed(int(settings.seed))
+    cache = DynamicCache(config=model.config)
+    ids = torch.tensor([prompt_ids], dtype=torch.long)  # (1, seq): everything so far, for the penalty
+    feed = ids  # (1, new): what the model has not seen yet
+    run.reason = "length"
+    try:
+        for _ in range(settings.max_new_tokens):
+            # 1. forward only the unseen tokens; the cache holds the rest
+            logits = model(input_ids=feed, cache=cache, use_cache=True, logits_to_keep=1).logits[:, -1, :]  # (1, vocab)
+            # 2. penalty and warpers, exactly as generate applies them
+            scores = processors(ids, logits.float())  # (1, vocab)
+            # 3. choose: argmax when greedy, else a draw from the processed distribution
+            if settings.greedy:
+                next_id = scores.argmax(dim=-1, keepdim=True)  # (1, 1)
+            else:
+                next_id = torch.multinomial(torch.softmax(scores, dim=-1), 1, generator=rng)  # (1, 1)
+            # 4. append and hand the token out
+            ids = torch.cat([ids, next_id], dim=-1)  # (1, seq + 1)
+            feed = next_id
+            token = int(next_id)
+            run.new_ids.append(token)
+            if not run.first_token_at:
+                run.first_token_at = time.perf_counter()
+            yield token
+            if token in eos:
+                run.reason = "end of text"
+                break
+    except GeneratorExit:
+        run.reason = "stopped"
+        raise
+    finally:
+        run.finished = time.perf_counter()
+
+
+def stream_text(tokenizer, ids: Iterator[int]) -> Iterator[str]:
+    """Decoded text pieces for a stream of ids, holding back bytes of a character that is not complete yet."""
+    new: list[int] = []
+    shown = ""
+    for token in ids:
+        new.append(token)
+        text = tokenizer.decode(new, skip_special_tokens=True)
+        if text.endswith("\ufffd"):
+            continue  # part of a multi-byte character: wait for the rest
+        if len(text) > len(shown):
+            yield text[len(shown):]
+        shown = text
+
+
+@torch.inference_mode()
+def beam_search(model, tokenizer, prompt_ids: list[int], settings: Settings) -> Generation:
+    """Beam search through `model.generate` (it cannot stream): the finished Generation."""
+    run = Generation(list(prompt_ids), settings)
+    input_ids = torch.tensor([prompt_ids], dtype=torch.long)  # (1, seq)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-
-    def work():
-        try:
-            torch.manual_seed(settings.seed)  # sampling draws from torch's global generator
-            with torch.inference_mode():
-                out = model.generate(
-                    input_ids=input_ids,
-                    attention_mask=torch.ones_like(input_ids),
-                    pad_token_id=pad,
-                    streamer=streamer if settings.strategy != "beam" else None,
-                    stopping_criteria=StoppingCriteriaList([_StopOnEvent(run.stop_event)]),
-                    **settings.generate_kwargs(),
-                )
-            run.output_ids = out[0].tolist()
-            if settings.strategy == "beam":  # beam search cannot stream: emit the result at once
-                streamer.put(torch.tensor(run.output_ids))
-                streamer.end()
-        except BaseException as exc:  # reported to the page, never raised in the thread
-            logger.exception("generation failed")
-            run.error = exc
-            streamer.end()
-        finally:
-            run.finished = time.perf_counter()
-
-    run.started = time.perf_counter()
-    run.thread = threading.Thread(target=work, name="tokenscope-generate", daemon=True)
-    run.thread.start()
+    out = model.generate(
+        input_ids=input_ids, attention_mask=torch.ones_like(input_ids), pad_token_id=pad,
+        **settings.generate_kwargs(),
+    )  # (1, seq + new)
+    run.new_ids = out[0, len(prompt_ids):].tolist()
+    while run.new_ids and run.new_ids[-1] == pad and pad not in _eos_ids(model, tokenizer):
+        run.new_ids.pop()
+    run.finished = time.perf_counter()
+    run.first_token_at = run.finished
+    run.reason = "end of text" if run.new_ids and run.new_ids[-1] in _eos_ids(model, tokenizer) else "length"
     return run
 
 
 def generate_ids(model, tokenizer, prompt_ids: list[int], settings: Settings) -> list[int]:
     """Prompt plus generated ids, run to completion (the same code path as the streamed page)."""
-    run = start_generation(model, tokenizer, prompt_ids, settings)
-    for _ in run.chunks():
-        pass
-    if run.error is not None:
-        raise run.error
-    return run.output_ids
+    if settings.strategy == "beam":
+        return beam_search(model, tokenizer, prompt_ids, settings).output_ids
+    return list(prompt_ids) + list(stream_ids(model, tokenizer, prompt_ids, settings))
 
 
 # --------------------------------------------------------------------------- scoring

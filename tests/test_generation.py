@@ -11,8 +11,8 @@ from dashboard.generation import (
     next_token_logits,
     perplexity,
     score_ids,
-    start_generation,
 )
+from dashboard.generation import Generation, beam_search, stream_ids, stream_text
 from dashboard.sampling import Settings, top_tokens
 
 
@@ -81,22 +81,65 @@ def test_empty_inputs_are_refused(tiny_gpt2):
         TokenPath(tiny_gpt2, [])
 
 
-def test_streamed_greedy_generation_matches_the_argmax_loop(tiny_gpt2, gpt2_tokenizer):
+def test_streamed_greedy_generation_matches_the_argmax_loop_and_generate(tiny_gpt2, gpt2_tokenizer):
     settings = Settings(strategy="greedy", max_new_tokens=10)
-    run = start_generation(tiny_gpt2, gpt2_tokenizer, SEED_IDS, settings)
-    text = "".join(run.chunks())
-    assert run.error is None and not run.thread.is_alive()
+    run = Generation(SEED_IDS, settings)
+    text = "".join(stream_text(gpt2_tokenizer, stream_ids(tiny_gpt2, gpt2_tokenizer, SEED_IDS, settings, run)))
     assert run.output_ids == greedy_steps(tiny_gpt2, SEED_IDS, 10)
     assert text == gpt2_tokenizer.decode(run.new_ids)
-    assert run.tokens_per_second > 0
+    assert run.tokens_per_second > 0 and run.reason == "length"
+    with torch.no_grad():
+        ref = tiny_gpt2.generate(torch.tensor([SEED_IDS]), do_sample=False, max_new_tokens=10, pad_token_id=50256)
+    assert run.output_ids == ref[0].tolist()
 
 
-def test_stop_ends_the_worker(tiny_gpt2, gpt2_tokenizer):
-    run = start_generation(tiny_gpt2, gpt2_tokenizer, SEED_IDS, Settings(max_new_tokens=200))
-    next(iter(run.chunks()))
-    run.stop()
-    assert not run.thread.is_alive()
-    assert len(run.new_ids) < 200
+def test_repetition_penalty_greedy_matches_generate(tiny_gpt2, gpt2_tokenizer):
+    settings = Settings(strategy="greedy", max_new_tokens=15, repetition_penalty=1.8)
+    ours = generate_ids(tiny_gpt2, gpt2_tokenizer, SEED_IDS, settings)
+    with torch.no_grad():
+        ref = tiny_gpt2.generate(torch.tensor([SEED_IDS]), pad_token_id=50256, **settings.generate_kwargs())
+    assert ours == ref[0].tolist()
+
+
+def test_seeded_sampling_is_reproducible_and_seed_dependent(tiny_gpt2, gpt2_tokenizer):
+    settings = Settings(strategy="sample", temperature=1.5, max_new_tokens=12, seed=7)
+    a = generate_ids(tiny_gpt2, gpt2_tokenizer, SEED_IDS, settings)
+    b = generate_ids(tiny_gpt2, gpt2_tokenizer, SEED_IDS, settings)
+    c = generate_ids(tiny_gpt2, gpt2_tokenizer, SEED_IDS, Settings(strategy="sample", temperature=1.5, max_new_tokens=12, seed=8))
+    assert a == b and a != c
+
+
+def test_closing_the_stream_stops_the_work(tiny_gpt2, gpt2_tokenizer):
+    run = Generation(SEED_IDS, Settings(max_new_tokens=200))
+    stream = stream_ids(tiny_gpt2, gpt2_tokenizer, SEED_IDS, run.settings, run)
+    next(stream)
+    next(stream)
+    stream.close()  # what happens when the page's script run is interrupted
+    assert run.reason == "stopped" and len(run.new_ids) == 2 and run.finished
+
+
+def test_generation_stops_at_end_of_text(tiny_gpt2, gpt2_tokenizer):
+    eos_after = greedy_steps(tiny_gpt2, SEED_IDS, 3)[-1]
+    class Tok:
+        eos_token_id = eos_after  # pretend the third greedy token ends the text
+    run = Generation(SEED_IDS, Settings(max_new_tokens=50))
+    list(stream_ids(tiny_gpt2, Tok(), SEED_IDS, run.settings, run))
+    assert len(run.new_ids) <= 3 and run.reason == "end of text"
+
+
+def test_beam_search_matches_generate(tiny_gpt2, gpt2_tokenizer):
+    settings = Settings(strategy="beam", num_beams=3, max_new_tokens=6)
+    run = beam_search(tiny_gpt2, gpt2_tokenizer, SEED_IDS, settings)
+    with torch.no_grad():
+        ref = tiny_gpt2.generate(torch.tensor([SEED_IDS]), num_beams=3, max_new_tokens=6, early_stopping=True, pad_token_id=50256)
+    assert run.output_ids == ref[0].tolist()
+
+
+def test_stream_text_waits_for_whole_characters(gpt2_tokenizer):
+    ids = gpt2_tokenizer("a 🙂 b", add_special_tokens=False)["input_ids"]
+    pieces = list(stream_text(gpt2_tokenizer, iter(ids)))
+    assert "".join(pieces) == "a 🙂 b"
+    assert all("\ufffd" not in p for p in pieces)
 
 
 def test_greedy_tokens_score_rank_one(tiny_gpt2):
