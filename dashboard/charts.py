@@ -78,3 +78,123 @@ def marked_text_html(prompt_text: str, appended: list[str]) -> str:
             f'<mark style="background:{APPENDED_COLOUR};border-radius:3px;padding:0 1px">{html.escape(t)}</mark>'
         )
     return '<div style="white-space:pre-wrap;font-size:1.05rem;line-height:1.7">' + "".join(parts) + "</div>"
+
+
+# --------------------------------------------------------------------------- before → after distributions
+
+SERIES_COLOURS = {"before": "#a5b4fc", "before (removed)": "#d1d5db", "after": "#4f46e5"}
+VIEWS = ("probability", "log-probability", "logit")
+
+
+def before_after_frame(tokenizer, dist, n: int) -> pd.DataFrame:
+    """The top `n` tokens by raw probability with raw and processed values and whether they survive."""
+    import torch
+
+    ids, _ = _top(dist.probs, n)
+    idx = torch.tensor(ids, dtype=torch.long)
+    texts = [tokenizer.decode([i]) for i in ids]
+    kept = torch.isfinite(dist.scores[idx])
+    return pd.DataFrame(
+        {
+            "rank": range(1, len(ids) + 1),
+            "id": ids,
+            "token": texts,
+            "label": unique_labels(texts, ids),
+            "before": dist.probs[idx].tolist(),
+            "after": dist.after[idx].tolist(),
+            "kept": kept.tolist(),
+            "logit": dist.logits[idx].tolist(),
+            "score": [float(v) if k else None for v, k in zip(dist.scores[idx].tolist(), kept.tolist())],
+        }
+    )
+
+
+def _top(probs, n):
+    """(ids, probs) of the n most likely tokens."""
+    from dashboard.sampling import top_tokens
+
+    return top_tokens(probs, n)
+
+
+def before_after_chart(frame: pd.DataFrame, view: str = "probability", log_scale: bool = False,
+                       selection: str | None = None) -> alt.Chart:
+    """Grouped bars per token: raw ("before") next to processed ("after"); removed tokens greyed."""
+    if view not in VIEWS:
+        raise ValueError(f"`view` must be one of {VIEWS}, got {view!r}")
+    import numpy as np
+
+    rows = []
+    for r in frame.itertuples():
+        if view == "probability":
+            before, after = r.before, r.after
+        elif view == "log-probability":
+            before = float(np.log(r.before)) if r.before > 0 else None
+            after = float(np.log(r.after)) if r.after > 0 else None
+        else:
+            before, after = r.logit, r.score
+        common = {"rank": r.rank, "id": r.id, "label": r.label, "kept": r.kept, "p_before": r.before, "p_after": r.after}
+        rows.append({**common, "series": "before" if r.kept else "before (removed)", "value": before})
+        if after is not None and r.kept:
+            rows.append({**common, "series": "after", "value": after})
+    long = pd.DataFrame(rows)
+    if log_scale and view == "probability":
+        long = long[long["value"] > 0]
+    x_scale = alt.Scale(type="log") if (log_scale and view == "probability") else alt.Scale(zero=view == "probability")
+    title = {"probability": "probability", "log-probability": "log-probability (natural log)", "logit": "logit"}[view]
+    chart = alt.Chart(long).mark_bar().encode(
+        y=alt.Y("label:N", sort=alt.EncodingSortField("rank", order="ascending"), title=None),
+        yOffset=alt.YOffset("series:N", sort=["before", "before (removed)", "after"]),
+        x=alt.X("value:Q", title=title, scale=x_scale, axis=alt.Axis(format="%" if view == "probability" else "")),
+        color=alt.Color(
+            "series:N",
+            scale=alt.Scale(domain=list(SERIES_COLOURS), range=list(SERIES_COLOURS.values())),
+            legend=alt.Legend(title=None, orient="top"),
+        ),
+        tooltip=[
+            alt.Tooltip("label:N", title="token"),
+            alt.Tooltip("id:Q"),
+            alt.Tooltip("rank:Q"),
+            alt.Tooltip("p_before:Q", title="probability before", format=".4f"),
+            alt.Tooltip("p_after:Q", title="probability after", format=".4f"),
+            alt.Tooltip("kept:N", title="survives"),
+        ],
+    )
+    if selection:
+        pick = alt.selection_point(name=selection, fields=["id"], on="click")
+        chart = chart.add_params(pick)
+    return chart.properties(height=alt.Step(13))
+
+
+# --------------------------------------------------------------------------- text coloured by rank (GLTR)
+
+RANK_BUCKETS = ((10, "#bbf7d0", "top 10"), (100, "#fef08a", "top 100"), (1000, "#fecaca", "top 1000"),
+                (None, "#e9d5ff", "beyond 1000"))
+
+
+def rank_colour(rank: int) -> str:
+    """Background colour of a token with this rank under the model (GLTR's buckets)."""
+    for limit, colour, _ in RANK_BUCKETS:
+        if limit is None or rank <= limit:
+            return colour
+    return RANK_BUCKETS[-1][1]
+
+
+def rank_legend_html() -> str:
+    """A one-line legend for the rank colours."""
+    items = "".join(
+        f'<span style="background:{c};padding:1px 6px;border-radius:3px;margin-right:6px">{html.escape(label)}</span>'
+        for _, c, label in RANK_BUCKETS
+    )
+    return f'<div style="font-size:0.85rem">Rank of each token under the model: {items}</div>'
+
+
+def ranked_text_html(prefix: str, tokens: list[str], scores, alternatives: list[str]) -> str:
+    """`prefix` in plain text, then each token coloured by rank; hovering shows probability, rank, top-5."""
+    parts = [f'<span style="color:#6b7280">{html.escape(prefix)}</span>']
+    for i, (text, s, alts) in enumerate(zip(tokens, scores, alternatives)):
+        tip = f"#{s.index} p={s.prob:.4f} rank {s.rank} · top 5: {alts}"
+        parts.append(
+            f'<span title="{html.escape(tip, quote=True)}" style="background:{rank_colour(s.rank)};'
+            f'border-radius:3px">{html.escape(text)}</span>'
+        )
+    return '<div style="white-space:pre-wrap;line-height:1.8;font-size:1.02rem">' + "".join(parts) + "</div>"

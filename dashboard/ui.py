@@ -169,3 +169,36 @@ def prompt_box(default: str, label: str = "Prompt", height: int = 100) -> str | 
         st.info(problem, icon="✏️")
         return None
     return text
+
+
+def decoding_controls(names: list[str], captions: bool = True) -> dict:
+    """One widget per decoding control, bounds/help/caption from sampling.CONTROLS, bound to the URL by name."""
+    from dashboard.sampling import CONTROLS
+
+    values = {}
+    for name in names:
+        c = CONTROLS[name]
+        if c.kind is str:
+            values[name] = st.radio(c.label, c.choices, index=c.choices.index(c.default), key=name,
+                                    bind="query-params", help=c.help, horizontal=True)
+        elif name == "seed":
+            values[name] = int(st.number_input(c.label, c.low, c.high, c.default, c.step, key=name,
+                                               bind="query-params", help=c.help))
+        else:
+            values[name] = st.slider(c.label, c.low, c.high, c.default, c.step, key=name,
+                                     bind="query-params", help=c.help)
+        if captions:
+            st.caption(c.caption)
+    return values
+
+
+def download_buttons(frame, stem: str, key: str, records: list[dict] | None = None) -> None:
+    """CSV and JSON download buttons for a table (JSON from `records` when given, else the frame)."""
+    import json
+
+    left, right = st.columns(2)
+    left.download_button("Download CSV", frame.to_csv(index=False).encode("utf-8"), file_name=f"{stem}.csv",
+                         mime="text/csv", key=f"{key}_csv")
+    payload = json.dumps(records if records is not None else frame.to_dict(orient="records"), ensure_ascii=False, indent=1)
+    right.download_button("Download JSON", payload.encode("utf-8"), file_name=f"{stem}.json",
+                          mime="application/json", key=f"{key}_json")

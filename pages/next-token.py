@@ -1,57 +1,137 @@
-"""Next token: the model's distribution over the next token, and the seed's append-the-argmax loop."""
+"""Next token: the distribution over the next token, what the sampling controls do to it, and stepping."""
 
+import pandas as pd
 import streamlit as st
+import torch
 
 from dashboard import ui
 
 ui.page_guard()
-from dashboard.charts import marked_text_html, probability_bars, probability_frame
-from dashboard.generation import TokenPath
-from dashboard.sampling import top_tokens
-from dashboard.tokens import MAX_PROMPT_TOKENS, encode
+
+from dashboard.charts import VIEWS, before_after_chart, before_after_frame, marked_text_html  # noqa: E402
+from dashboard.generation import TokenPath  # noqa: E402
+from dashboard.sampling import Settings, distribution, entropy_bits, sample_token  # noqa: E402
+from dashboard.tokens import MAX_PROMPT_TOKENS, encode, visible  # noqa: E402
 
 st.title("🎲 Next token")
 st.caption(
-    "The model reads the text and gives every token in its vocabulary a probability of coming next. "
-    "Appending the most likely one, again and again, is *greedy* generation."
+    "The model gives every token in its vocabulary a probability of coming next. The sampling controls "
+    "reshape that distribution before a token is drawn: grey bars are tokens they remove."
 )
 
 model_key = ui.current_model_key()
-prompt = ui.prompt_box(ui.SEED_PROMPT)
+prompt = ui.prompt_box(ui.SEED_PROMPT, height=80)
 loaded = ui.get_model(model_key)
+if prompt is None or loaded is None:
+    st.stop()
+tok = loaded.tokenizer
 
-if prompt is not None and loaded is not None:
-    tok = loaded.tokenizer
-    prompt_ids = encode(tok, prompt)[-MAX_PROMPT_TOKENS:]
-    # One TokenPath per session: rebuilt (one forward) only when the model or prompt changes.
-    path: TokenPath | None = st.session_state.get("nt_path")
-    if path is None or st.session_state.get("nt_path_for") != (model_key, tuple(prompt_ids)):
-        path = TokenPath(loaded.model, prompt_ids)
-        st.session_state["nt_path"] = path
-        st.session_state["nt_path_for"] = (model_key, tuple(prompt_ids))
+controls, main = st.columns([1, 2.6], gap="large")
+with controls:
+    st.markdown("**Sampling controls**")
+    values = ui.decoding_controls(["temperature", "top_k", "top_p", "min_p", "repetition_penalty", "seed"])
+settings = Settings(strategy="sample", **values)
 
-    b1, b2, b3, _ = st.columns([2, 1, 1, 3])
-    if b1.button("Append most likely token", type="primary", key="nt_append"):
-        path.append(int(path.logits.argmax()), "most likely")
-    if b2.button("Undo", key="nt_undo", disabled=not path.steps):
+# The session's token path: one full forward when the model or prompt changes, one incremental forward per
+# appended token, none when only a slider moves (the logits stay cached on the path).
+prompt_ids = encode(tok, prompt)[-MAX_PROMPT_TOKENS:]
+path: TokenPath | None = st.session_state.get("nt_path")
+if path is None or st.session_state.get("nt_path_for") != (model_key, tuple(prompt_ids)):
+    path = TokenPath(loaded.model, prompt_ids)
+    st.session_state["nt_path"] = path
+    st.session_state["nt_path_for"] = (model_key, tuple(prompt_ids))
+
+
+def current_distribution():
+    """Raw and processed distributions after the current path (no forward)."""
+    return distribution(path.logits, settings, prev_ids=torch.tensor(path.ids))
+
+
+with main:
+    b1, b2, b3, b4 = st.columns(4)
+    if b1.button("Append most likely", type="primary", key="nt_append", help="Append the argmax token id"):
+        dist = current_distribution()
+        path.append(int(dist.scores.argmax()), "most likely")
+    if b2.button("Sample", key="nt_sample", help="Draw from the processed distribution with the seed"):
+        dist = current_distribution()
+        path.append(sample_token(dist.after, settings.seed, len(path.steps)), f"sampled (seed {settings.seed})")
+    if b3.button("Undo", key="nt_undo", disabled=not path.steps):
         path.undo()
-    if b3.button("Reset", key="nt_reset", disabled=not path.steps):
+    if b4.button("Reset", key="nt_reset", disabled=not path.steps):
         path.truncate(0)
 
-    st.markdown("**Text so far** (appended tokens highlighted)")
-    st.html(marked_text_html(prompt, [tok.decode([s.token_id]) for s in path.steps]))
-    st.caption(f"{len(path.ids)} tokens: {len(path.prompt_ids)} from the prompt, {len(path.steps)} appended.")
+    o1, o2, o3 = st.columns([2, 2, 1])
+    view = o1.segmented_control("Show", VIEWS, default=VIEWS[0], key="nt_view") or VIEWS[0]
+    n_show = o2.slider("Tokens shown", 5, 50, 15, key="nt_show")
+    log_scale = o3.toggle("Log scale", key="nt_log", disabled=view != "probability")
+    dist = current_distribution()
+    frame = before_after_frame(tok, dist, n_show)
 
-    k = st.slider("How many candidates to show (k)", 1, 50, 10, key="nt_show")
-    ids, probs = top_tokens(path.logits.softmax(-1), k)
-    frame = probability_frame(tok, ids, probs)
-    left, right = st.columns([3, 2])
-    with left:
-        st.altair_chart(probability_bars(frame, title=f"Top {k} next tokens"), width="stretch")
-    with right:
-        st.dataframe(
-            frame[["rank", "id", "label", "probability"]].rename(columns={"label": "token"}),
-            hide_index=True,
-            width="stretch",
-            column_config={"probability": st.column_config.NumberColumn(format="%.4f")},
+    # One chart widget per step, so a click selects a token for this step only.
+    event = st.altair_chart(
+        before_after_chart(frame, view, log_scale, selection="pick"), width="stretch",
+        on_select="rerun", selection_mode="pick", key=f"nt_chart_{len(path.steps)}_{len(path.ids)}",
+    )
+    picked = (event.selection.get("pick") or [{}])[0].get("id") if event and event.selection else None
+    if picked is not None:
+        path.append(int(picked), "picked")
+        st.rerun()
+    st.caption("Click a bar to append that token.")
+
+    st.markdown("**Text so far** (appended tokens highlighted)")
+    st.html(marked_text_html(tok.decode(path.prompt_ids), [tok.decode([s.token_id]) for s in path.steps]))
+
+    m1, m2, m3, m4 = st.columns(4)
+    m1.metric("Entropy before", f"{entropy_bits(dist.probs):.2f} bits", help="Uncertainty of the raw distribution")
+    m2.metric("Entropy after", f"{entropy_bits(dist.after):.2f} bits", help="Uncertainty of what sampling draws from")
+    m3.metric("Mass kept", f"{dist.mass_kept:.1%}", help="Raw probability of the tokens that survive")
+    m4.metric("Tokens left", f"{dist.kept:,}", help=f"Out of {dist.probs.shape[0]:,} in the vocabulary")
+
+    query = st.text_input("Where is…", placeholder="e.g.  cat (with its leading space)", key="nt_find")
+    if query:
+        q_ids = encode(tok, query)
+        if not q_ids:
+            st.info("That text has no tokens.")
+        else:
+            tid = q_ids[0]
+            note = f" (it is {len(q_ids)} tokens; showing the first, {visible(tok.decode([tid]))!r})" if len(q_ids) > 1 else ""
+            status = "survives the controls" if bool(dist.scores[tid].isfinite()) else "is removed by the controls"
+            st.write(
+                f"`{visible(tok.decode([tid]))}` (id {tid}) is rank **{dist.rank_of(tid):,}** with probability "
+                f"**{float(dist.probs[tid]):.4%}** before and **{float(dist.after[tid]):.4%}** after; it {status}.{note}"
+            )
+
+    last = path.steps[-1] if path.steps else None
+    if last is not None and last.how.startswith("sampled") and last.rank > 1:
+        before = distribution(path.logits_at(len(path.steps) - 1), settings, torch.tensor(path.ids[:-1]))
+        top_p = float(before.after.max())
+        st.info(
+            f"**Why wasn't the top token chosen?** Sampling draws at random from the processed distribution. "
+            f"The top token had a {top_p:.0%} chance, so {1 - top_p:.0%} of draws pick something else; this draw "
+            f"picked rank {last.rank} (probability {last.prob:.2%}). Lower the temperature or top-p to make that rarer.",
+            icon="🎲",
         )
+
+if path.steps:
+    st.markdown("**Steps**")
+    history = pd.DataFrame(
+        {
+            "step": range(1, len(path.steps) + 1),
+            "token": [visible(tok.decode([s.token_id])) for s in path.steps],
+            "id": [s.token_id for s in path.steps],
+            "probability": [s.prob for s in path.steps],
+            "rank": [s.rank for s in path.steps],
+            "how": [s.how for s in path.steps],
+        }
+    )
+    st.dataframe(history, hide_index=True, width="stretch",
+                 column_config={"probability": st.column_config.NumberColumn(format="%.4f")})
+    c1, c2 = st.columns([3, 2])
+    back_to = c1.selectbox(
+        "Branch: go back to just before step", list(range(1, len(path.steps) + 1)), key="nt_branch_at",
+        help="Drops that step and everything after it, so you can choose another token there.",
+    )
+    if c2.button("Go back", key="nt_branch"):
+        path.truncate(back_to - 1)
+        st.rerun()
+    ui.download_buttons(history, f"steps-{model_key}", key="nt_history")

@@ -68,23 +68,99 @@ def test_tokenize_bundled_model_by_default(smollm):
 
 def test_next_token_shows_real_distribution_and_append_changes_text(smollm):
     at = open_page("pages/next-token.py")
-    frame = at.dataframe[0].value
-    assert frame["probability"].is_monotonic_decreasing and len(frame) == 10
     assert len(at.get("vega_lite_chart")) == 1
-    top = frame["id"].iloc[0]
+    path = at.session_state["nt_path"]
+    top = int(path.logits.argmax())
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Tokens left"] == "49,152" and metrics["Mass kept"] == "100.0%"
     at.button(key="nt_append").click().run()
     assert not at.exception
     path = at.session_state["nt_path"]
-    assert path.ids[-1] == top and len(path.steps) == 1
-    assert "1 appended" in texts(at) or any("1 appended" in c.value for c in at.caption)
+    assert path.ids[-1] == top and [s.how for s in path.steps] == ["most likely"]
+    history = at.dataframe[0].value
+    assert history["id"].tolist() == [top] and history["rank"].tolist() == [1]
     at.button(key="nt_undo").click().run()
     assert len(at.session_state["nt_path"].steps) == 0
 
 
-def test_next_token_k_slider_changes_rows(smollm):
+class ForwardCounter:
+    """Counts forward calls of the shared model while active."""
+
+    def __init__(self, model):
+        self.n = 0
+        self.handle = model.register_forward_hook(self._hook)
+
+    def _hook(self, *args):
+        self.n += 1
+
+    def close(self):
+        self.handle.remove()
+
+
+@pytest.mark.parametrize(
+    "slider, value, changed, prompt",
+    [
+        ("temperature", 0.5, "Entropy after", SEED_PROMPT),
+        ("top_k", 5, "Tokens left", SEED_PROMPT),
+        ("top_p", 0.5, "Tokens left", SEED_PROMPT),
+        ("min_p", 0.2, "Tokens left", SEED_PROMPT),
+        ("repetition_penalty", 1.5, "Entropy after", "one two one two one two one"),  # the likely " two" repeats
+    ],
+)
+def test_moving_a_slider_changes_after_figures_without_a_forward(smollm, slider, value, changed, prompt):
+    at = open_page("pages/next-token.py", prompt=prompt)
+    before = {m.label: m.value for m in at.metric}
+    counter = ForwardCounter(smollm.model)
+    try:
+        at.slider(key=slider).set_value(value).run()
+    finally:
+        counter.close()
+    after = {m.label: m.value for m in at.metric}
+    assert not at.exception
+    assert counter.n == 0  # only the cheap processing reruns
+    assert after[changed] != before[changed]
+    assert after["Entropy before"] == before["Entropy before"]
+
+
+def test_sample_undo_branch_keep_path_and_cache_consistent(smollm):
+    import torch
+
+    from dashboard.generation import next_token_logits
+
     at = open_page("pages/next-token.py")
-    at.slider(key="nt_show").set_value(3).run()
-    assert len(at.dataframe[0].value) == 3
+    at.number_input(key="seed").set_value(5).run()
+    at.button(key="nt_sample").click().run()
+    first = at.session_state["nt_path"].steps[0].token_id
+    at.button(key="nt_append").click().run()
+    at.button(key="nt_sample").click().run()
+    path = at.session_state["nt_path"]
+    assert [s.how.split(" ")[0] for s in path.steps] == ["sampled", "most", "sampled"]
+    torch.testing.assert_close(path.logits, next_token_logits(smollm.model, path.ids), rtol=0, atol=1e-4)
+    at.selectbox(key="nt_branch_at").set_value(2).run()
+    at.button(key="nt_branch").click().run()
+    path = at.session_state["nt_path"]
+    assert len(path.steps) == 1 and path.steps[0].token_id == first
+    assert path.cache.get_seq_length() == len(path.ids)
+    torch.testing.assert_close(path.logits, next_token_logits(smollm.model, path.ids), rtol=0, atol=1e-4)
+    at.button(key="nt_reset").click().run()
+    at.button(key="nt_sample").click().run()
+    assert at.session_state["nt_path"].steps[0].token_id == first  # same seed, same draw
+
+
+def test_where_is_reports_rank_and_probability(smollm):
+    at = open_page("pages/next-token.py")
+    at.text_input(key="nt_find").set_value(" AI").run()
+    path = at.session_state["nt_path"]
+    probs = path.logits.softmax(-1)
+    ai = smollm.tokenizer(" AI", add_special_tokens=False)["input_ids"][0]
+    rank = int((probs > probs[ai]).sum()) + 1
+    assert f"rank **{rank}**" in texts(at)
+
+
+def test_tokens_shown_slider(smollm):
+    at = open_page("pages/next-token.py")
+    at.slider(key="nt_show").set_value(5).run()
+    assert not at.exception and at.slider(key="nt_show").value == 5
 
 
 @pytest.mark.parametrize("page", ["pages/tokenize.py", "pages/next-token.py", "pages/generate.py"])
@@ -110,16 +186,37 @@ def test_gpt2_weights_unavailable_offline_shows_message(smollm):
     assert "not available here" in texts(at)
 
 
-def test_generate_greedy_writes_text_with_speed(smollm):
+def test_generate_greedy_writes_text_with_speed_and_ranks(smollm):
     at = open_page("pages/generate.py")
     n_prompt = len(encode(smollm.tokenizer, "Once upon a time, generative models"))
-    assert at.slider(key="gen_max_tokens").value == 100 - n_prompt  # a total of 100, like max_length=100
-    at.slider(key="gen_max_tokens").set_value(12).run()
+    assert at.slider(key="max_new_tokens").value == 100 - n_prompt  # a total of 100, like max_length=100
+    at.slider(key="max_new_tokens").set_value(12).run()
     at.button(key="gen_go").click().run()
     assert not at.exception
-    run = at.session_state["gen_run"]
-    assert len(run.new_ids) == 12 and run.error is None
+    run, scores = at.session_state["gen_last"]
+    assert len(run.new_ids) == 12 and run.reason == "length"
+    assert [s.rank for s in scores] == [1] * 12  # greedy tokens are all the model's top choice
     values = {m.label: m.value for m in at.metric}
-    assert values["New tokens"] == "12"
-    assert float(values["Tokens per second"]) > 0
-    assert "Once upon a time, generative models" in texts(at)
+    assert values["New tokens"] == "12" and float(values["Tokens per second"]) > 0
+
+
+@pytest.mark.parametrize("strategy", ["sample", "beam"])
+def test_generate_other_strategies(smollm, strategy):
+    at = open_page("pages/generate.py")
+    at.radio(key="strategy").set_value(strategy).run()
+    at.slider(key="max_new_tokens").set_value(8).run()
+    at.button(key="gen_go").click().run()
+    assert not at.exception
+    run, scores = at.session_state["gen_last"]
+    assert run.settings.strategy == strategy and 1 <= len(run.new_ids) <= 8
+    assert len(scores) == len(run.new_ids)
+
+
+def test_score_text_gives_perplexity_and_table(smollm):
+    at = open_page("pages/generate.py")
+    at.text_area(key="score_text").set_value("The quick brown fox jumps over the lazy dog.").run()
+    assert not at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert float(metrics["Perplexity"]) > 1
+    table = at.dataframe[-1].value
+    assert table["position"].iloc[0] == 1 and (table["rank"] >= 1).all()
