@@ -48,6 +48,7 @@ def current_distribution():
 
 
 with main:
+    st.markdown("**Text so far** (appended tokens highlighted)")
     b1, b2, b3, b4 = st.columns(4)
     if b1.button("Append most likely", type="primary", key="nt_append", help="Append the argmax token id"):
         dist = current_distribution()
@@ -60,11 +61,19 @@ with main:
     if b4.button("Reset", key="nt_reset", disabled=not path.steps):
         path.truncate(0)
 
-    o1, o2, o3 = st.columns([2, 2, 1])
+    # the text (with any token appended above) first, then the distribution that continues it
+    st.html(marked_text_html(tok.decode(path.prompt_ids), [tok.decode([s.token_id]) for s in path.steps]))
+    dist = current_distribution()
+    m1, m2, m3, m4 = st.columns(4)
+    m1.metric("Entropy before", f"{entropy_bits(dist.probs):.2f} bits", help="Uncertainty of the raw distribution")
+    m2.metric("Entropy after", f"{entropy_bits(dist.after):.2f} bits", help="Uncertainty of what sampling draws from")
+    m3.metric("Mass kept", f"{dist.mass_kept:.1%}", help="Raw probability of the tokens that survive")
+    m4.metric("Tokens left", f"{dist.kept:,}", help=f"Out of {dist.probs.shape[0]:,} in the vocabulary")
+
+    o1, o2, o3 = st.columns([3, 2, 1])
     view = o1.segmented_control("Show", VIEWS, default=VIEWS[0], key="nt_view") or VIEWS[0]
     n_show = o2.slider("Tokens shown", 5, 50, 15, key="nt_show")
     log_scale = o3.toggle("Log scale", key="nt_log", disabled=view != "probability")
-    dist = current_distribution()
     frame = before_after_frame(tok, dist, n_show)
 
     # One chart widget per step, so a click selects a token for this step only.
@@ -77,15 +86,6 @@ with main:
         path.append(int(picked), "picked")
         st.rerun()
     st.caption("Click a bar to append that token.")
-
-    st.markdown("**Text so far** (appended tokens highlighted)")
-    st.html(marked_text_html(tok.decode(path.prompt_ids), [tok.decode([s.token_id]) for s in path.steps]))
-
-    m1, m2, m3, m4 = st.columns(4)
-    m1.metric("Entropy before", f"{entropy_bits(dist.probs):.2f} bits", help="Uncertainty of the raw distribution")
-    m2.metric("Entropy after", f"{entropy_bits(dist.after):.2f} bits", help="Uncertainty of what sampling draws from")
-    m3.metric("Mass kept", f"{dist.mass_kept:.1%}", help="Raw probability of the tokens that survive")
-    m4.metric("Tokens left", f"{dist.kept:,}", help=f"Out of {dist.probs.shape[0]:,} in the vocabulary")
 
     query = st.text_input("Where is…", placeholder="e.g.  cat (with its leading space)", key="nt_find")
     if query:
