@@ -12,10 +12,18 @@ pages = [
     st.Page("pages/tokenize.py", title="Tokenize", icon="🧩", url_path="tokenize"),
     st.Page("pages/next-token.py", title="Next token", icon="🎲", url_path="next-token"),
     st.Page("pages/generate.py", title="Generate", icon="✍️", url_path="generate"),
+    st.Page("pages/compare.py", title="Compare", icon="⚖️", url_path="compare"),
 ]
-page = st.navigation(pages)
+page = st.navigation(pages, position="hidden")  # the sidebar's own links carry model and prompt along
+ui.apply_link(page.url_path)
 
-st.sidebar.title("🔭 Tokenscope")
-ui.model_picker()
+with st.sidebar:
+    st.title("🔭 Tokenscope")
+    nav = st.container()
+    ui.model_picker()
+    share = st.container()
+
 ui.run_page(page)
+ui.sidebar_navigation(nav, pages)  # after the page, so the links carry the prompt just typed
+ui.share_link(share, page, pages)
 ui.show_notices()

@@ -7,10 +7,12 @@ import threading
 
 import streamlit as st
 
-from dashboard import models
+from dashboard import links, models
 from dashboard.tokens import clean_prompt, prompt_problem
 
 logger = logging.getLogger("dashboard")
+# Link values are seeded into bound widgets through Session State; Streamlit logs a warning for that.
+logging.getLogger("streamlit.elements.lib.policies").setLevel(logging.ERROR)
 
 SEED_PROMPT = "Udacity is the best place to learn about generative"
 STORY_PROMPT = "Once upon a time, generative models"
@@ -34,10 +36,15 @@ _entry = threading.local()  # set while streamlit_app.py runs the current page (
 
 
 def run_page(page) -> None:
-    """Run the navigation's current page, marking that it runs under the entry script."""
+    """Run the navigation's current page, marking that it runs under the entry script; a page's st.stop()
+    ends only the page, so the sidebar and notices after it still render."""
+    from streamlit.runtime.scriptrunner_utils.exceptions import StopException
+
     _entry.active = True
     try:
         page.run()
+    except StopException:
+        pass
     finally:
         _entry.active = False
 
@@ -126,16 +133,8 @@ def show_notices() -> None:
 
 
 def model_picker() -> str:
-    """Sidebar model selectbox bound to `?model=`; an unknown value falls back to the default with a notice."""
+    """Sidebar model selectbox bound to `?model=` (apply_link has already replaced an unknown value)."""
     specs = models.registry()
-    raw = st.query_params.get(MODEL_KEY)
-    if raw is not None and raw not in specs:
-        add_notice(
-            f"The link asked for model {raw[:60]!r}, which is not one of the registered models; "
-            f"showing {specs[models.default_model()].label} instead."
-        )
-        if MODEL_KEY not in st.session_state:
-            st.session_state[MODEL_KEY] = models.default_model()
     default = models.default_model()
     key = st.sidebar.selectbox(
         "Model",
@@ -160,6 +159,7 @@ def prompt_box(default: str, label: str = "Prompt", height: int = 100) -> str | 
     """Prompt text area bound to `?prompt=`; returns the cleaned prompt, or None after explaining a problem.
 
     What the user typed stays in the box untouched; only the copy sent to the model is cleaned."""
+    st.session_state["_ts_prompt_default"] = default
     raw = st.text_area(label, value=default, key=PROMPT_KEY, bind="query-params", height=height)
     text, notices = clean_prompt(raw)
     for notice in notices:
@@ -202,3 +202,59 @@ def download_buttons(frame, stem: str, key: str, records: list[dict] | None = No
     payload = json.dumps(records if records is not None else frame.to_dict(orient="records"), ensure_ascii=False, indent=1)
     right.download_button("Download JSON", payload.encode("utf-8"), file_name=f"{stem}.json",
                           mime="application/json", key=f"{key}_json")
+
+
+# --------------------------------------------------------------------------- links and navigation
+
+
+def apply_link(page_path: str) -> None:
+    """Validate the URL's parameters before any widget reads them: corrected values seed the widgets
+    (and the URL), and every correction becomes a notice. Runs once per new set of parameters."""
+    params = {k: st.query_params.get_all(k) for k in st.query_params}
+    signature = (page_path, tuple(sorted((k, tuple(v)) for k, v in params.items())))
+    if st.session_state.get("_ts_link_seen") == signature:
+        return
+    st.session_state["_ts_link_seen"] = signature
+    multi = page_path == "compare"
+    state = links.check_params(params, list(models.registry()), models.default_model(), multi_prompt=multi)
+    for notice in state.notices:
+        add_notice(notice)
+    for name, value in state.values.items():
+        if multi and name == "prompt":
+            st.session_state["_ts_link_prompts"] = value  # the compare page seeds its columns from these
+            continue
+        if name in st.session_state:
+            continue  # a widget already holds this value; the URL follows the widget
+        st.session_state[name] = value
+        if [str(value)] != params.get(name):
+            try:
+                st.query_params[name] = str(value)
+            except Exception:  # bound to a widget already: it writes the URL itself
+                pass
+
+
+def carried_params() -> dict:
+    """Parameters that follow the user to another page: the model, and the prompt when it was changed."""
+    carry = {"model": current_model_key()}
+    prompt = st.session_state.get(PROMPT_KEY)
+    if prompt and prompt != st.session_state.get("_ts_prompt_default"):
+        carry["prompt"] = links.check_prompt(prompt)[0]
+    return carry
+
+
+def sidebar_navigation(box, pages: list) -> None:
+    """Page links in `box` that carry the model and the user's prompt to the next page."""
+    carry = carried_params()
+    for page in pages:
+        box.page_link(page, query_params=carry)
+
+
+def share_link(box, page, pages: list) -> None:
+    """The current view as a link, in a code block (its copy button copies it)."""
+    params = {k: st.query_params.get_all(k) for k in st.query_params}
+    for key, value in carried_params().items():
+        params.setdefault(key, [value])
+    url = links.share_url(st.context.url, page.url_path, [p.url_path for p in pages], params)
+    box.markdown("**Share this view**")
+    box.code(url, language=None, wrap_lines=True)
+    box.caption("Use the copy button: the link opens this page with the same model, prompt and settings.")

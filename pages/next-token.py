@@ -10,6 +10,7 @@ ui.page_guard()
 
 from dashboard.charts import VIEWS, before_after_chart, before_after_frame, marked_text_html  # noqa: E402
 from dashboard.generation import TokenPath  # noqa: E402
+from dashboard.links import decode_path, encode_path  # noqa: E402
 from dashboard.sampling import Settings, distribution, entropy_bits, sample_token  # noqa: E402
 from dashboard.tokens import MAX_PROMPT_TOKENS, encode, visible  # noqa: E402
 
@@ -40,6 +41,15 @@ if path is None or st.session_state.get("nt_path_for") != (model_key, tuple(prom
     path = TokenPath(loaded.model, prompt_ids)
     st.session_state["nt_path"] = path
     st.session_state["nt_path_for"] = (model_key, tuple(prompt_ids))
+    # A link's appended tokens (?path=…) are replayed once, on the path the link opened.
+    raw_path = st.query_params.get("path")
+    if raw_path and not st.session_state.get("nt_link_path_used"):
+        st.session_state["nt_link_path_used"] = True
+        replay, notice = decode_path(raw_path, loaded.vocab_size)
+        if notice:
+            ui.add_notice(notice)
+        for token_id, how in replay:
+            path.append(token_id, how)
 
 
 def current_distribution():
@@ -135,3 +145,9 @@ if path.steps:
         path.truncate(back_to - 1)
         st.rerun()
     ui.download_buttons(history, f"steps-{model_key}", key="nt_history")
+
+# The URL carries the appended tokens, so a copied link reopens this exact path.
+if path.steps:
+    st.query_params["path"] = encode_path(path.steps)
+elif "path" in st.query_params:
+    del st.query_params["path"]

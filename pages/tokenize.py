@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from dashboard import ui
+from dashboard import models, ui
 
 ui.page_guard()
 from dashboard.charts import chips_html
@@ -15,6 +15,21 @@ st.caption("A tokenizer turns text into a list of numbers (token ids). Tokens ar
 model_key = ui.current_model_key()
 prompt = ui.prompt_box(ui.SEED_PROMPT, label="Text to tokenize")
 tokenizer = ui.get_tokenizer(model_key)
+
+other_key = st.selectbox(
+    "Compare with another tokenizer", ["(none)"] + [k for k in models.registry() if k != model_key],
+    key="tok_compare", help="Shows how a second model's tokenizer splits the same text.",
+)
+
+if prompt is not None and tokenizer is not None and other_key != "(none)":
+    other = ui.get_tokenizer(other_key)
+    if other is not None:
+        left, right = st.columns(2)
+        for col, key, tk in ((left, model_key, tokenizer), (right, other_key, other)):
+            rows_k = token_rows(tk, prompt)
+            col.metric(f"{key}: tokens", f"{len(rows_k):,}", help=f"{len(prompt) / max(len(rows_k), 1):.2f} characters per token")
+            with col:
+                st.html(chips_html(rows_k))
 
 if prompt is not None and tokenizer is not None:
     rows = token_rows(tokenizer, prompt)

@@ -1,0 +1,66 @@
+"""Comparing next-token distributions: one padded batch forward for many prompts, and divergences."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+@torch.inference_mode()
+def batched_next_logits(model, prompts: list[list[int]], pad_id: int = 0) -> torch.Tensor:
+    """Next-token logits (n, vocab) for n prompts in one forward: left padding, attention mask and
+    position ids counted from each prompt's first real token, so each row equals its own single forward."""
+    if not prompts or any(len(p) == 0 for p in prompts):
+        raise ValueError("`prompts` must be non-empty lists of token ids")
+    width = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)  # (n, width)
+    mask = torch.zeros((len(prompts), width), dtype=torch.long)  # (n, width)
+    for row, p in enumerate(prompts):
+        ids[row, width - len(p):] = torch.tensor(p)
+        mask[row, width - len(p):] = 1
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)  # (n, width): 0 at each prompt's first token
+    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False, logits_to_keep=1)
+    return out.logits[:, -1, :].float()  # (n, vocab)
+
+
+def kl_bits(p: torch.Tensor, q: torch.Tensor) -> float:
+    """KL(p ‖ q) in bits; infinite when q gives zero to a token p does not."""
+    support = p > 0
+    if bool((q[support] == 0).any()):
+        return math.inf
+    return float((p[support].double() * (p[support].double() / q[support].double()).log2()).sum())
+
+
+def js_bits(p: torch.Tensor, q: torch.Tensor) -> float:
+    """Jensen–Shannon divergence in bits (0 = identical, 1 = disjoint)."""
+    m = 0.5 * (p + q)
+    return 0.5 * kl_bits(p, m) + 0.5 * kl_bits(q, m)
+
+
+def top_overlap(p: torch.Tensor, q: torch.Tensor, k: int) -> float:
+    """Share of the k most likely tokens the two distributions have in common (0…1)."""
+    k = min(k, p.shape[-1])
+    a = set(torch.topk(p, k).indices.tolist())
+    b = set(torch.topk(q, k).indices.tolist())
+    return len(a & b) / k
+
+
+def biggest_shift(p: torch.Tensor, q: torch.Tensor) -> tuple[int, float, float]:
+    """(token id, p there, q there) for the token whose probability grows most from p to q."""
+    tid = int((q - p).argmax())
+    return tid, float(p[tid]), float(q[tid])
+
+
+def reading(name_q: str, p: torch.Tensor, q: torch.Tensor, decode) -> str:
+    """One plain-language sentence on how q differs from p."""
+    tid, before, after = biggest_shift(p, q)
+    js = js_bits(p, q)
+    if js < 0.01:
+        return f"{name_q} barely changes the distribution (JS divergence {js:.3f} bits)."
+    same_top = int(p.argmax()) == int(q.argmax())
+    top_note = "the most likely token stays the same" if same_top else "the most likely token changes"
+    return (
+        f"{name_q} moves {after - before:.0%} of the probability to {decode(tid)!r} "
+        f"(from {before:.1%} to {after:.1%}); {top_note}."
+    )
