@@ -16,6 +16,7 @@ pages = [
 ]
 page = st.navigation(pages, position="hidden")  # the sidebar's own links carry model and prompt along
 ui.apply_link(page.url_path)
+ui.begin_run()
 
 with st.sidebar:
     st.title("🔭 Tokenscope")

@@ -22,6 +22,12 @@ class LinkState:
 
     values: dict[str, object] = field(default_factory=dict)
     notices: list[str] = field(default_factory=list)
+    changed: set[str] = field(default_factory=set)  # names whose value differs from the link's
+
+    def note(self, name: str, notice: str) -> None:
+        """Record a correction of `name`."""
+        self.notices.append(notice)
+        self.changed.add(name)
 
 
 def _short(raw: str, n: int = 40) -> str:
@@ -47,14 +53,14 @@ def check_params(params: dict[str, list[str]], models: list[str], default_model:
         if not raw_values:
             continue
         if name in SINGLE and len(raw_values) > 1:
-            state.notices.append(f"`{name}` appeared {len(raw_values)} times in the link; using the first.")
+            state.note(name, f"`{name}` appeared {len(raw_values)} times in the link; using the first.")
         raw = raw_values[0]
         if name == "model":
             if raw in models:
                 state.values["model"] = raw
             else:
                 state.values["model"] = default_model
-                state.notices.append(
+                state.note(name, 
                     f"The link asked for model {_short(raw)!r}, which is not one of the registered models; "
                     f"using {default_model!r} instead."
                 )
@@ -62,15 +68,17 @@ def check_params(params: dict[str, list[str]], models: list[str], default_model:
             value, notice = coerce(name, raw)
             state.values[name] = value
             if notice:
-                state.notices.append(notice)
+                state.note(name, notice)
         elif name == "prompt":
             kept = raw_values[:MAX_COLUMNS] if multi_prompt else raw_values[:1]
             if multi_prompt and len(raw_values) > MAX_COLUMNS:
-                state.notices.append(f"The link had {len(raw_values)} prompts; the compare page shows at most {MAX_COLUMNS}.")
+                state.note(name, f"The link had {len(raw_values)} prompts; the compare page shows at most {MAX_COLUMNS}.")
             elif not multi_prompt and len(raw_values) > 1:
                 state.notices.append(f"`prompt` appeared {len(raw_values)} times in the link; using the first.")
             cut = [check_prompt(p) for p in kept]
-            state.notices.extend(n for _, n in cut if n)
+            for _, notice in cut:
+                if notice:
+                    state.note(name, notice)
             state.values["prompt"] = [p for p, _ in cut] if multi_prompt else cut[0][0]
     return state
 

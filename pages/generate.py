@@ -82,6 +82,7 @@ with write_tab:
         values |= ui.decoding_controls(["repetition_penalty"])
         prompt_ids = encode(tok, prompt)[-MAX_PROMPT_TOKENS:] if prompt else []
         c = CONTROLS["max_new_tokens"]
+        ui._rendered("max_new_tokens")
         values["max_new_tokens"] = st.slider(
             c.label, c.low, c.high, max(c.low, min(c.high, SEED_TOTAL - len(prompt_ids))), c.step,
             key="max_new_tokens", bind="query-params",

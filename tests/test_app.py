@@ -83,6 +83,14 @@ def test_next_token_shows_real_distribution_and_append_changes_text(smollm):
     assert len(at.session_state["nt_path"].steps) == 0
 
 
+@pytest.fixture
+def app_model(smollm):
+    """The model object the running app uses: the shared st.cache_resource copy, not the test's own."""
+    from dashboard import ui
+
+    return ui._load_model("smollm2-135m").model
+
+
 class ForwardCounter:
     """Counts forward calls of the shared model while active."""
 
@@ -107,10 +115,11 @@ class ForwardCounter:
         ("repetition_penalty", 1.5, "Entropy after", "one two one two one two one"),  # the likely " two" repeats
     ],
 )
-def test_moving_a_slider_changes_after_figures_without_a_forward(smollm, slider, value, changed, prompt):
+def test_moving_a_slider_changes_after_figures_without_a_forward(app_model, slider, value, changed, prompt):
     at = open_page("pages/next-token.py", prompt=prompt)
+    assert at.session_state["nt_path"].model is app_model
     before = {m.label: m.value for m in at.metric}
-    counter = ForwardCounter(smollm.model)
+    counter = ForwardCounter(app_model)
     try:
         at.slider(key=slider).set_value(value).run()
     finally:
@@ -118,6 +127,12 @@ def test_moving_a_slider_changes_after_figures_without_a_forward(smollm, slider,
     after = {m.label: m.value for m in at.metric}
     assert not at.exception
     assert counter.n == 0  # only the cheap processing reruns
+    counter = ForwardCounter(app_model)
+    try:
+        at.button(key="nt_append").click().run()
+    finally:
+        counter.close()
+    assert counter.n == 1  # an append is one incremental forward (the counter does count)
     assert after[changed] != before[changed]
     assert after["Entropy before"] == before["Entropy before"]
 
