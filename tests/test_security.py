@@ -20,7 +20,7 @@ def test_no_remote_code_and_no_pickle_loading():
     for path in CODE:
         text = path.read_text()
         assert not re.search(r"trust_remote_code\s*=\s*True", text), path
-        assert "torch.load(" not in text and "pickle" not in text, path
+        assert "torch.load(" not in text and not re.search(r"import pickle|pickle\.load", text), path
         assert "unsafe_allow_html=True" not in text, path  # HTML goes through escaped st.html views only
 
 
