@@ -29,7 +29,7 @@ browser:
 test: install browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-bench: install
+bench: install browser
 	$(BIN)/python -m bench.run
 
 clean:
