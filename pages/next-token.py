@@ -59,7 +59,7 @@ def current_distribution():
 
 with main:
     st.markdown("**Text so far** (appended tokens highlighted)")
-    b1, b2, b3, b4 = st.columns(4)
+    b1, b2, b3, b4 = st.columns([1.6, 1, 1, 1])
     if b1.button("Append most likely", type="primary", key="nt_append", help="Append the argmax token id"):
         dist = current_distribution()
         path.append(int(dist.scores.argmax()), "most likely")
