@@ -430,3 +430,14 @@ def load_tokenizer(key: str):
         except Exception as exc:  # fall back to the GGUF itself
             logger.warning("tokenizer cache unusable: %s", exc)
     return AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+
+
+def bf16_copy(loaded: LoadedModel) -> LoadedModel:
+    """A bfloat16 copy of a loaded model for fast generation (the fp32 original is left untouched)."""
+    import copy
+
+    import torch
+
+    start = time.perf_counter()
+    model = copy.deepcopy(loaded.model).to(torch.bfloat16).eval()
+    return LoadedModel(loaded.spec, model, loaded.tokenizer, time.perf_counter() - start, loaded.how + ", bf16 copy")

@@ -11,6 +11,7 @@ from typing import Any, Mapping
 import torch
 
 STRATEGIES = ("greedy", "sample", "beam")
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,13 @@ CONTROLS: dict[str, Control] = {
             help="greedy: always the most likely token; sample: draw from the processed distribution; "
             "beam: keep the best few partial texts.",
             caption="How the next token is chosen from the distribution.",
+        ),
+        Control(
+            "precision", "Precision", str, "fp32", choices=PRECISIONS,
+            help="fp32: exact, the same numbers every other page shows. bf16: a half-size copy of the weights, "
+            "about twice as fast on this kind of CPU, with next-token probabilities off by up to a few "
+            "hundredths, so its text can differ.",
+            caption="Exact or fast: bf16 trades a little accuracy for speed.",
         ),
         Control(
             "temperature", "Temperature", float, 1.0, 0.0, 2.0, 0.05,
@@ -90,6 +98,7 @@ class Settings:
     """Every decoding control in one immutable object."""
 
     strategy: str = CONTROLS["strategy"].default
+    precision: str = CONTROLS["precision"].default
     temperature: float = CONTROLS["temperature"].default
     top_k: int = CONTROLS["top_k"].default
     top_p: float = CONTROLS["top_p"].default

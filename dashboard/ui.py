@@ -73,6 +73,20 @@ def _load_model(key: str) -> models.LoadedModel:
     return models.load_model(key)
 
 
+@st.cache_resource(show_spinner="Making a bf16 copy of the weights for fast generation…")
+def _load_fast_model(key: str) -> models.LoadedModel:
+    """The bf16 copy of model `key`, one per server process."""
+    return models.bf16_copy(_load_model(key))
+
+
+def get_generation_model(key: str, precision: str) -> models.LoadedModel | None:
+    """The model generation runs on: the shared fp32 model, or its shared bf16 copy."""
+    loaded = get_model(key)
+    if loaded is None or precision == "fp32":
+        return loaded
+    return _load_fast_model(key)
+
+
 @st.cache_resource(show_spinner=False)
 def _load_tokenizer(key: str):
     """A weights-free tokenizer (GPT-2's offline vocabulary), shared by every session."""

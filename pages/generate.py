@@ -79,7 +79,7 @@ with write_tab:
             values |= ui.decoding_controls(["temperature", "top_k", "top_p", "min_p", "seed"])
         elif strategy == "beam":
             values |= ui.decoding_controls(["num_beams"])
-        values |= ui.decoding_controls(["repetition_penalty"])
+        values |= ui.decoding_controls(["repetition_penalty", "precision"])
         prompt_ids = encode(tok, prompt)[-MAX_PROMPT_TOKENS:] if prompt else []
         c = CONTROLS["max_new_tokens"]
         ui._rendered("max_new_tokens")
@@ -89,6 +89,7 @@ with write_tab:
             help=c.help + f" Starts at a total of {SEED_TOTAL} tokens, like the notebook's max_length=100.",
         )
     settings = Settings(**values)
+    runner = ui.get_generation_model(model_key, settings.precision)
 
     with main:
         go, stop, _ = st.columns([1, 1, 3])
@@ -101,13 +102,14 @@ with write_tab:
                 st.markdown(f"**{safe_markdown(tok.decode(prompt_ids))}**")
                 if settings.strategy == "beam":
                     with st.spinner(f"Beam search with {settings.num_beams} beams…"):
-                        run = beam_search(loaded.model, tok, prompt_ids, settings)
+                        run = beam_search(runner.model, tok, prompt_ids, settings)
                 else:
                     # Streams in this script run: pressing Stop (or leaving) interrupts the run, which closes
                     # the generator and ends the model loop; no thread is left behind.
-                    pieces = stream_text(tok, stream_ids(loaded.model, tok, prompt_ids, settings, run))
+                    pieces = stream_text(tok, stream_ids(runner.model, tok, prompt_ids, settings, run))
                     st.write_stream(safe_markdown(p) for p in pieces)
-            scores = score_ids(loaded.model, run.output_ids, start=len(prompt_ids))
+            # ranks under the model that wrote the text, so greedy tokens are rank 1
+            scores = score_ids(runner.model, run.output_ids, start=len(prompt_ids))
             st.session_state["gen_last"] = (run, scores)
             st.rerun()
 
@@ -127,7 +129,7 @@ with write_tab:
                                 f"{safe_markdown(tok.decode(run.new_ids, skip_special_tokens=True))}")
             elif scores:
                 show_scored(run.prompt_ids, scores, key="gen")
-            st.caption(f"{run.settings.strategy} · {len(run.output_ids)} tokens in total")
+            st.caption(f"{run.settings.strategy} · {run.settings.precision} · {len(run.output_ids)} tokens in total")
 
 with score_tab:
     st.caption("Paste any text: each token is coloured by how likely the model found it, given the text before it.")

@@ -215,16 +215,19 @@ def test_generate_greedy_writes_text_with_speed_and_ranks(smollm):
     assert values["New tokens"] == "12" and float(values["Tokens per second"]) > 0
 
 
-@pytest.mark.parametrize("strategy", ["sample", "beam"])
-def test_generate_other_strategies(smollm, strategy):
+@pytest.mark.parametrize("strategy, precision", [("sample", "fp32"), ("beam", "fp32"), ("greedy", "bf16")])
+def test_generate_other_strategies(smollm, strategy, precision):
     at = open_page("pages/generate.py")
     at.radio(key="strategy").set_value(strategy).run()
+    at.radio(key="precision").set_value(precision).run()
     at.slider(key="max_new_tokens").set_value(8).run()
     at.button(key="gen_go").click().run()
     assert not at.exception
     run, scores = at.session_state["gen_last"]
-    assert run.settings.strategy == strategy and 1 <= len(run.new_ids) <= 8
-    assert len(scores) == len(run.new_ids)
+    assert run.settings.strategy == strategy and run.settings.precision == precision
+    assert 1 <= len(run.new_ids) <= 8 and len(scores) == len(run.new_ids)
+    if strategy == "greedy":
+        assert all(s.rank == 1 for s in scores)  # scored by the model that wrote it
 
 
 def test_score_text_gives_perplexity_and_table(smollm):

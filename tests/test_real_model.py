@@ -79,3 +79,26 @@ def test_scoring_generated_text_ranks_every_greedy_token_first(smollm):
     ids = greedy_steps(smollm.model, prompt_ids, 10)
     scores = score_ids(smollm.model, ids, start=len(prompt_ids))
     assert [s.rank for s in scores] == [1] * 10
+
+
+ACCURACY_PROMPTS = [
+    SEED_PROMPT, "Once upon a time, generative models", "The capital of France is", "def fibonacci(n):",
+    "I love eating", "The quick brown fox", "In 1492, Columbus", "Water boils at",
+]
+
+
+def test_bf16_copy_stays_close_to_fp32_and_leaves_the_original_alone(smollm):
+    fast = models.bf16_copy(smollm)
+    assert next(fast.model.parameters()).dtype == torch.bfloat16
+    assert next(smollm.model.parameters()).dtype == torch.float32
+    worst, same_top = 0.0, 0
+    for prompt in ACCURACY_PROMPTS:
+        ids = encode(smollm.tokenizer, prompt)
+        exact = next_token_logits(smollm.model, ids).softmax(-1)
+        approx = next_token_logits(fast.model, ids).softmax(-1)
+        top = exact.topk(5).indices
+        worst = max(worst, float((exact[top] - approx[top]).abs().max()))
+        same_top += int(exact.argmax() == approx.argmax())
+    print(f"bf16: worst top-5 probability difference {worst:.4f}, same top token on {same_top}/8 prompts")
+    assert worst < 0.05  # documented in the Precision control's help: "off by up to a few hundredths"
+    assert same_top >= 6
