@@ -203,16 +203,32 @@ def cache_problem(folder: Path) -> str | None:
         manifest = json.loads(manifest_path.read_text())
     except (OSError, ValueError) as exc:
         return f"unreadable manifest ({exc})"
+    stamp_path = folder / ".verified"
+    try:
+        stamp = json.loads(stamp_path.read_text())
+    except (OSError, ValueError):
+        stamp = {}
+    fresh_stamp = {}
     for name, meta in manifest.get("files", {}).items():
         path = folder / name
         if not path.is_file():
             return f"{name} is missing"
-        if path.stat().st_size != meta["size"]:
-            return f"{name} has {path.stat().st_size} bytes, expected {meta['size']} (truncated?)"
-        if _file_sha256(path) != meta["sha256"]:
+        stat = path.stat()
+        if stat.st_size != meta["size"]:
+            return f"{name} has {stat.st_size} bytes, expected {meta['size']} (truncated?)"
+        # The full checksum runs once per version of the file: a file rewritten since (new mtime or inode)
+        # is hashed again; an untouched one is trusted, which saves ~0.5 s of every later start.
+        key = f"{stat.st_ino}:{stat.st_mtime_ns}:{stat.st_size}"
+        if stamp.get(name) != key and _file_sha256(path) != meta["sha256"]:
             return f"{name} does not match its checksum (corrupt)"
+        fresh_stamp[name] = key
     if "model.safetensors" not in manifest.get("files", {}):
         return "manifest lists no weights"
+    if fresh_stamp != stamp:
+        try:
+            stamp_path.write_text(json.dumps(fresh_stamp))
+        except OSError:  # a read-only cache still works, it is just hashed every time
+            pass
     return None
 
 

@@ -85,6 +85,8 @@ def test_gpt2_tokenizer_works_offline():
 def written_cache(tmp_path, tiny_llama, gpt2_tokenizer):
     folder = tmp_path / "cache"
     models.write_weight_cache(folder, tiny_llama, gpt2_tokenizer)
+    assert models.cache_problem(folder) is None  # verified once: later checks trust untouched files
+    assert (folder / ".verified").is_file()
     return folder
 
 
@@ -108,7 +110,7 @@ def _truncate(path):
 def _flip_byte(path):
     data = bytearray(path.read_bytes())
     data[len(data) - 100] ^= 0xFF
-    path.write_bytes(bytes(data))
+    path.write_bytes(bytes(data))  # same size, new mtime: hashed again
 
 
 @pytest.mark.parametrize(
