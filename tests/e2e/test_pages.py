@@ -182,7 +182,7 @@ def test_tokenize_empty_or_blank_prompt_explains_instead_of_failing(page, base_u
 # --------------------------------------------------------------------------- next token
 
 
-def test_next_token_chart_append_and_undo(page, base_url):
+def test_next_token_chart_append_undo_and_click_a_bar(page, base_url):
     open_app(page, base_url + "/next-token")
     chart = page.get_by_test_id("stVegaLiteChart")
     expect(chart.locator("canvas, svg").first).to_be_visible(timeout=MODEL_LOAD_MS)
@@ -206,6 +206,18 @@ def test_next_token_chart_append_and_undo(page, base_url):
     expect(text_so_far.locator("mark")).to_have_count(0)
     expect(text_so_far).to_have_text(SEED_PROMPT)
 
+    # The chart is a widget too: clicking the second most likely token's bar appends exactly that token.
+    bar = chart.locator('g.mark-rect path[aria-label*="rank: 2;"]').first
+    expect(bar).to_be_attached()
+    label = bar.get_attribute("aria-label") or ""
+    token = re.search(r"(?:^|; )token: (.*?); id: (\d+);", label)
+    assert token, f"unexpected bar label {label!r}"
+    bar.click()
+    wait_for_app(page)
+    expect(mark).to_have_count(1)
+    assert (mark.text_content() or "").replace(" ", "␣") == re.sub(r" #\d+$", "", token.group(1))
+    assert token.group(2) in page.url  # the token path is kept in the link
+
 
 @pytest.mark.xfail(
     reason="app bug: Undo's `disabled` is computed before the click is handled, so it stays enabled after "
@@ -223,7 +235,22 @@ def test_next_token_undo_is_disabled_when_nothing_is_left_to_undo(page, base_url
     undo.click()
     wait_for_app(page)
     expect(page.get_by_test_id("stHtml").filter(has_text=SEED_PROMPT).locator("mark")).to_have_count(0)
-    expect(undo).to_be_disabled(timeout=5_000)
+    expect(undo).to_be_disabled(timeout=3_000)
+
+
+@pytest.mark.xfail(
+    reason="app bug: a page that ends with st.stop() (Next token with an empty prompt or an unavailable "
+    "model, Generate/Compare with an unavailable model) never reaches ui.sidebar_navigation() and "
+    "ui.share_link(), so the sidebar loses every page link and the share link",
+    raises=AssertionError,
+    strict=False,
+)
+def test_sidebar_page_links_stay_when_the_prompt_is_empty(page, base_url):
+    open_app(page, base_url + "/next-token?prompt=")
+    expect(page.get_by_test_id("stAlertContentInfo")).to_contain_text("empty", timeout=MODEL_LOAD_MS)
+    expect(page.get_by_test_id("stSidebar").get_by_role("link", name="Tokenize", exact=True)).to_be_visible(
+        timeout=3_000
+    )
 
 
 # --------------------------------------------------------------------------- generate
@@ -255,17 +282,35 @@ def test_generate_writes_a_short_continuation_with_speed(page, base_url):
     expect(result.filter(has_text=STORY_PROMPT).first).to_be_visible()
 
 
+@pytest.mark.xfail(
+    reason="app bug: pressing Stop reruns the script, which interrupts it inside st.write_stream before the "
+    "run is stored in gen_last, so everything generated so far disappears (no text, no metrics)",
+    raises=AssertionError,
+    strict=False,
+)
+def test_generate_stop_keeps_what_was_written(page, base_url):
+    open_app(page, base_url + "/generate?max_new_tokens=200")
+    page.get_by_role("button", name="Generate", exact=True).click()
+    stop = page.get_by_test_id("stMain").get_by_role("button", name="Stop", exact=True)
+    expect(stop).to_be_visible(timeout=MODEL_LOAD_MS)
+    page.wait_for_timeout(1_500)  # let a few tokens stream
+    stop.click()
+    wait_for_app(page)
+    expect(metric(page, "New tokens")).to_be_visible(timeout=3_000)
+
+
 # --------------------------------------------------------------------------- hostile input in a link
 
-XSS_PAYLOADS = {
-    "img-script": "<img src=x onerror=window.__xss=1><script>window.__xss=1</script>",
-    "svg-alert": "<svg onload=alert(1)><iframe srcdoc=\"<script>parent.__xss=1</script>\"></iframe>",
-}
+# The brief's payload, plus an alert so that a payload that ran would also open a dialog.
+XSS_PAYLOAD = (
+    "<img src=x onerror=window.__xss=1><script>window.__xss=1</script>"
+    "<svg onload=alert(1)><iframe srcdoc=\"<script>parent.__xss=1</script>\"></iframe>"
+)
 
 
-@pytest.mark.parametrize("payload", list(XSS_PAYLOADS.values()), ids=list(XSS_PAYLOADS))
 @pytest.mark.parametrize("path", ["tokenize", "next-token"])
-def test_html_in_a_prompt_link_is_shown_as_text_never_run(page, base_url, recorded, path, payload):
+def test_html_in_a_prompt_link_is_shown_as_text_never_run(page, base_url, recorded, path):
+    payload = XSS_PAYLOAD
     open_app(page, f"{base_url}/{path}?prompt={quote(payload, safe='')}")
     expect(prompt_box(page)).to_have_value(payload)
 
@@ -274,7 +319,7 @@ def test_html_in_a_prompt_link_is_shown_as_text_never_run(page, base_url, record
         shown = page.get_by_test_id("stHtml").filter(has=page.locator("span[title]"))
         expected = payload.replace(" ", "␣")  # chips show spaces as ␣
     else:
-        shown = page.get_by_test_id("stHtml").filter(has_text="window" if "window" in payload else "alert")
+        shown = page.get_by_test_id("stHtml").filter(has_text="__xss")
         expected = payload
     expect(shown).to_have_count(1, timeout=MODEL_LOAD_MS)
     wait_for_app(page)
