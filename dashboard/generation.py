@@ -206,14 +206,18 @@ def stream_text(tokenizer, ids: Iterator[int]) -> Iterator[str]:
     """Decoded text pieces for a stream of ids, holding back bytes of a character that is not complete yet."""
     new: list[int] = []
     shown = ""
-    for token in ids:
-        new.append(token)
-        text = tokenizer.decode(new, skip_special_tokens=True)
-        if text.endswith("\ufffd"):
-            continue  # part of a multi-byte character: wait for the rest
-        if len(text) > len(shown):
-            yield text[len(shown):]
-        shown = text
+    try:
+        for token in ids:
+            new.append(token)
+            text = tokenizer.decode(new, skip_special_tokens=True)
+            if text.endswith("\ufffd"):
+                continue  # part of a multi-byte character: wait for the rest
+            if len(text) > len(shown):
+                yield text[len(shown):]
+            shown = text
+    finally:
+        if hasattr(ids, "close"):
+            ids.close()  # closing the text stream closes the token stream (and its model loop)
 
 
 @torch.inference_mode()

@@ -251,8 +251,9 @@ def apply_link(page_path: str) -> None:
 
 
 def carried_params() -> dict:
-    """Parameters that follow the user to another page: the model, and the prompt when it was changed."""
-    carry = {"model": current_model_key()}
+    """Parameters that follow the user to another page: the prompt, when it was changed (the model is bound
+    to the URL by the entry script and follows on its own)."""
+    carry = {}
     prompt = st.session_state.get(PROMPT_KEY)
     if prompt and prompt != st.session_state.get("_ts_prompt_default"):
         carry["prompt"] = links.check_prompt(prompt)[0]
@@ -282,6 +283,7 @@ def link_params() -> dict[str, list[str]]:
     from dashboard.sampling import CONTROLS
 
     params = {k: st.query_params.get_all(k) for k in st.query_params}
+    params.update({k: [v] for k, v in carried_params().items()})
     for name in st.session_state.get("_ts_rendered", ()):
         if name not in st.session_state:
             continue

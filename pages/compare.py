@@ -36,11 +36,16 @@ if link_prompts:
         st.session_state[f"cmp_model_{i}"] = m if m in registry else SIDEBAR
 n = st.session_state.setdefault("cmp_n", MIN_COLUMNS)
 
+
+
+def change_columns(delta: int) -> None:
+    """Button callback: add or remove a column (runs before the page is drawn, so the buttons stay right)."""
+    st.session_state["cmp_n"] = max(MIN_COLUMNS, min(MAX_COLUMNS, st.session_state["cmp_n"] + delta))
+
+
 a, b, _ = st.columns([1, 1, 4])
-if a.button("Add a column", key="cmp_add", disabled=n >= MAX_COLUMNS):
-    st.session_state["cmp_n"] = n = n + 1
-if b.button("Remove last", key="cmp_remove", disabled=n <= MIN_COLUMNS):
-    st.session_state["cmp_n"] = n = n - 1
+a.button("Add a column", key="cmp_add", disabled=n >= MAX_COLUMNS, on_click=change_columns, args=(1,))
+b.button("Remove last", key="cmp_remove", disabled=n <= MIN_COLUMNS, on_click=change_columns, args=(-1,))
 
 with st.expander("Sampling controls (all columns)", expanded=False):
     values = ui.decoding_controls(["temperature", "top_k", "top_p", "min_p"], captions=False)
@@ -91,61 +96,68 @@ for key, items in by_model.items():
     for row, (i, _) in enumerate(items):
         results[i] = (key, loaded.tokenizer, memo[key][1][row], list(ids[row]))
 
-if len(results) < 1:
-    st.stop()
 
-names = {i: f"Prompt {i + 1}" for i in results}
-dists = {}
-for i, (key, tok, logits, ids) in sorted(results.items()):
-    d = distribution(logits, settings, prev_ids=None)
-    dists[i] = d.after if processed else d.probs
 
-# The shared token axis: the union of every column's top tokens, matched by their text.
-rows = []
-union: dict[str, str] = {}  # visible label -> token text
-for i, (key, tok, _, _) in sorted(results.items()):
-    for t in dists[i].topk(k).indices.tolist():
-        union.setdefault(visible(tok.decode([t])), tok.decode([t]))
-for i, (key, tok, _, _) in sorted(results.items()):
-    probs = dists[i]
-    for label, text in union.items():
-        q = encode(tok, text)  # the same text in this column's vocabulary: one token, or not comparable
-        p = float(probs[q[0]]) if len(q) == 1 and tok.decode(q) == text else 0.0
-        rows.append({"token": label, "column": names[i], "probability": p})
-frame = pd.DataFrame(rows)
-order = frame.groupby("token")["probability"].max().sort_values(ascending=False).index.tolist()
-chart = alt.Chart(frame).mark_bar().encode(
-    y=alt.Y("token:N", sort=order, title=None),
-    yOffset=alt.YOffset("column:N"),
-    x=alt.X("probability:Q", axis=alt.Axis(format="%")),
-    color=alt.Color("column:N", legend=alt.Legend(title=None, orient="top")),
-    tooltip=["column", "token", alt.Tooltip("probability:Q", format=".4f")],
-).properties(height=alt.Step(10))
-st.altair_chart(chart, width="stretch")
+def show_comparison():
+    """The shared chart, divergences and readings for the columns that have a distribution."""
+    if not results:
+        return
 
-# Divergences between every pair of columns on the same model (different vocabularies cannot be compared).
-pairs = []
-sentences = []
-items = sorted(results.items())
-for x in range(len(items)):
-    for y in range(x + 1, len(items)):
-        (i, (ki, tok, _, _)), (j, (kj, _, _, _)) = items[x], items[y]
-        if ki != kj:
-            pairs.append({"pair": f"{names[i]} → {names[j]}", "KL (bits)": None, "JS (bits)": None,
-                          "same top token": None, f"top-{k} overlap": None, "note": "different models"})
-            continue
-        p, q = dists[i], dists[j]
-        pairs.append({
-            "pair": f"{names[i]} → {names[j]}",
-            "KL (bits)": kl_bits(p, q), "JS (bits)": js_bits(p, q),
-            "same top token": bool(p.argmax() == q.argmax()), f"top-{k} overlap": top_overlap(p, q, k), "note": "",
-        })
-        if x == 0:
-            sentences.append(reading(f"Compared with {names[i]}, {names[j]}", p, q, lambda t, tok=tok: tok.decode([t])))
-if pairs:
-    st.dataframe(pd.DataFrame(pairs), hide_index=True, width="stretch",
-                 column_config={"KL (bits)": st.column_config.NumberColumn(format="%.3f"),
-                                "JS (bits)": st.column_config.NumberColumn(format="%.3f"),
-                                f"top-{k} overlap": st.column_config.NumberColumn(format="%.2f")})
-for sentence in sentences:
-    st.write(sentence)
+    names = {i: f"Prompt {i + 1}" for i in results}
+    dists = {}
+    for i, (key, tok, logits, ids) in sorted(results.items()):
+        d = distribution(logits, settings, prev_ids=None)
+        dists[i] = d.after if processed else d.probs
+
+    # The shared token axis: the union of every column's top tokens, matched by their text.
+    rows = []
+    union: dict[str, str] = {}  # visible label -> token text
+    for i, (key, tok, _, _) in sorted(results.items()):
+        for t in dists[i].topk(k).indices.tolist():
+            union.setdefault(visible(tok.decode([t])), tok.decode([t]))
+    for i, (key, tok, _, _) in sorted(results.items()):
+        probs = dists[i]
+        for label, text in union.items():
+            q = encode(tok, text)  # the same text in this column's vocabulary: one token, or not comparable
+            p = float(probs[q[0]]) if len(q) == 1 and tok.decode(q) == text else 0.0
+            rows.append({"token": label, "column": names[i], "probability": p})
+    frame = pd.DataFrame(rows)
+    order = frame.groupby("token")["probability"].max().sort_values(ascending=False).index.tolist()
+    chart = alt.Chart(frame).mark_bar().encode(
+        y=alt.Y("token:N", sort=order, title=None),
+        yOffset=alt.YOffset("column:N"),
+        x=alt.X("probability:Q", axis=alt.Axis(format="%")),
+        color=alt.Color("column:N", legend=alt.Legend(title=None, orient="top")),
+        tooltip=["column", "token", alt.Tooltip("probability:Q", format=".4f")],
+    ).properties(height=alt.Step(10))
+    st.altair_chart(chart, width="stretch")
+
+    # Divergences between every pair of columns on the same model (different vocabularies cannot be compared).
+    pairs = []
+    sentences = []
+    items = sorted(results.items())
+    for x in range(len(items)):
+        for y in range(x + 1, len(items)):
+            (i, (ki, tok, _, _)), (j, (kj, _, _, _)) = items[x], items[y]
+            if ki != kj:
+                pairs.append({"pair": f"{names[i]} → {names[j]}", "KL (bits)": None, "JS (bits)": None,
+                              "same top token": None, f"top-{k} overlap": None, "note": "different models"})
+                continue
+            p, q = dists[i], dists[j]
+            pairs.append({
+                "pair": f"{names[i]} → {names[j]}",
+                "KL (bits)": kl_bits(p, q), "JS (bits)": js_bits(p, q),
+                "same top token": bool(p.argmax() == q.argmax()), f"top-{k} overlap": top_overlap(p, q, k), "note": "",
+            })
+            if x == 0:
+                sentences.append(reading(f"Compared with {names[i]}, {names[j]}", p, q, lambda t, tok=tok: tok.decode([t])))
+    if pairs:
+        st.dataframe(pd.DataFrame(pairs), hide_index=True, width="stretch",
+                     column_config={"KL (bits)": st.column_config.NumberColumn(format="%.3f"),
+                                    "JS (bits)": st.column_config.NumberColumn(format="%.3f"),
+                                    f"top-{k} overlap": st.column_config.NumberColumn(format="%.2f")})
+    for sentence in sentences:
+        st.write(sentence)
+
+
+show_comparison()

@@ -165,3 +165,11 @@ def _tok():
     from dashboard.models import offline_gpt2_tokenizer
 
     return offline_gpt2_tokenizer()
+
+
+def test_closing_the_text_stream_closes_the_model_loop(tiny_gpt2, gpt2_tokenizer):
+    run = Generation(SEED_IDS, Settings(max_new_tokens=100))
+    pieces = stream_text(gpt2_tokenizer, stream_ids(tiny_gpt2, gpt2_tokenizer, SEED_IDS, run.settings, run))
+    next(pieces)
+    pieces.close()  # what the generate page does when Stop interrupts write_stream
+    assert run.reason == "stopped" and run.finished and len(run.new_ids) < 100

@@ -219,12 +219,6 @@ def test_next_token_chart_append_undo_and_click_a_bar(page, base_url):
     assert token.group(2) in page.url  # the token path is kept in the link
 
 
-@pytest.mark.xfail(
-    reason="app bug: Undo's `disabled` is computed before the click is handled, so it stays enabled after "
-    "the last appended token was undone (Reset likewise after a reset)",
-    raises=AssertionError,
-    strict=False,
-)
 def test_next_token_undo_is_disabled_when_nothing_is_left_to_undo(page, base_url):
     open_app(page, base_url + "/next-token")
     undo = page.get_by_role("button", name="Undo", exact=True)
@@ -238,13 +232,6 @@ def test_next_token_undo_is_disabled_when_nothing_is_left_to_undo(page, base_url
     expect(undo).to_be_disabled(timeout=3_000)
 
 
-@pytest.mark.xfail(
-    reason="app bug: a page that ends with st.stop() (Next token with an empty prompt or an unavailable "
-    "model, Generate/Compare with an unavailable model) never reaches ui.sidebar_navigation() and "
-    "ui.share_link(), so the sidebar loses every page link and the share link",
-    raises=AssertionError,
-    strict=False,
-)
 def test_sidebar_page_links_stay_when_the_prompt_is_empty(page, base_url):
     open_app(page, base_url + "/next-token?prompt=")
     expect(page.get_by_test_id("stAlertContentInfo")).to_contain_text("empty", timeout=MODEL_LOAD_MS)
@@ -282,12 +269,6 @@ def test_generate_writes_a_short_continuation_with_speed(page, base_url):
     expect(result.filter(has_text=STORY_PROMPT).first).to_be_visible()
 
 
-@pytest.mark.xfail(
-    reason="app bug: pressing Stop reruns the script, which interrupts it inside st.write_stream before the "
-    "run is stored in gen_last, so everything generated so far disappears (no text, no metrics)",
-    raises=AssertionError,
-    strict=False,
-)
 def test_generate_stop_keeps_what_was_written(page, base_url):
     open_app(page, base_url + "/generate?max_new_tokens=200")
     page.get_by_role("button", name="Generate", exact=True).click()
