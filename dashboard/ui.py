@@ -176,12 +176,17 @@ def prompt_box(default: str, label: str = "Prompt", height: int = 100) -> str | 
     st.session_state["_ts_prompt_default"] = default
     _rendered(PROMPT_KEY)
     raw = st.text_area(label, value=default, key=PROMPT_KEY, bind="query-params", height=height)
+    return checked_prompt(raw)
+
+
+def checked_prompt(raw: str, problem_text: str | None = None) -> str | None:
+    """The cleaned copy of `raw` for the model, or None; shows what was cleaned and why it cannot run."""
     text, notices = clean_prompt(raw)
     for notice in notices:
         st.warning(notice, icon="✂️")
     problem = prompt_problem(text)
     if problem:
-        st.info(problem, icon="✏️")
+        st.info(problem_text or problem, icon="✏️")
         return None
     return text
 

@@ -12,7 +12,7 @@ from dashboard import models  # noqa: E402
 from dashboard.compare import batched_next_logits, js_bits, kl_bits, reading, top_overlap  # noqa: E402
 from dashboard.links import MAX_COLUMNS, MIN_COLUMNS  # noqa: E402
 from dashboard.sampling import Settings, distribution  # noqa: E402
-from dashboard.tokens import MAX_PROMPT_TOKENS, clean_prompt, encode, prompt_problem, visible  # noqa: E402
+from dashboard.tokens import MAX_PROMPT_TOKENS, encode, visible  # noqa: E402
 
 DEFAULT_PROMPTS = [
     ui.SEED_PROMPT,
@@ -61,12 +61,8 @@ for i, col in enumerate(cols):
     with col:
         raw = st.text_area(f"Prompt {i + 1}", value=DEFAULT_PROMPTS[i], key=f"cmp_prompt_{i}", height=110)
         choice = st.selectbox("Model", [SIDEBAR, *models.registry()], key=f"cmp_model_{i}")
-        text, notices = clean_prompt(raw)
-        for notice in notices:
-            st.warning(notice, icon="✂️")
-        problem = prompt_problem(text)
-        if problem:
-            st.info(problem, icon="✏️")
+        text = ui.checked_prompt(raw)
+        if text is None:
             continue
         key = sidebar_model if choice == SIDEBAR else choice
         entries.append((i, key, text))

@@ -11,7 +11,7 @@ ui.page_guard()
 from dashboard.charts import rank_legend_html, ranked_text_html  # noqa: E402
 from dashboard.generation import Generation, beam_search, perplexity, score_ids, stream_ids, stream_text  # noqa: E402
 from dashboard.sampling import CONTROLS, Settings  # noqa: E402
-from dashboard.tokens import MAX_PROMPT_TOKENS, clean_prompt, encode, prompt_problem, safe_markdown, visible  # noqa: E402
+from dashboard.tokens import MAX_PROMPT_TOKENS, encode, safe_markdown, visible  # noqa: E402
 
 SEED_TOTAL = 100  # the notebook's max_length=100: prompt plus new tokens
 
@@ -147,13 +147,8 @@ def show():
         st.caption("Paste any text: each token is coloured by how likely the model found it, given the text before it.")
         raw = st.text_area("Text to score", value="", key="score_text", height=120,
                            placeholder="The quick brown fox jumps over the lazy dog.")
-        text, notices = clean_prompt(raw)
-        for notice in notices:
-            st.warning(notice, icon="✂️")
-        problem = prompt_problem(text)
-        if problem:
-            st.info("Paste or type some text to score it.")
-        else:
+        text = ui.checked_prompt(raw, "Paste or type some text to score it.")
+        if text is not None:
             ids = encode(tok, text)[: MAX_PROMPT_TOKENS + 1]
             if len(ids) < 2:
                 st.info("The text needs at least two tokens: the first one has nothing before it to be predicted from.")
