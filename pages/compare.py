@@ -11,7 +11,7 @@ ui.page_guard()
 from dashboard import models  # noqa: E402
 from dashboard.compare import batched_next_logits, js_bits, kl_bits, reading, top_overlap  # noqa: E402
 from dashboard.links import MAX_COLUMNS, MIN_COLUMNS  # noqa: E402
-from dashboard.sampling import Settings, distribution  # noqa: E402
+from dashboard.sampling import CONTROLS, Settings, distribution  # noqa: E402
 from dashboard.tokens import MAX_PROMPT_TOKENS, encode, visible  # noqa: E402
 
 DEFAULT_PROMPTS = [
@@ -56,11 +56,21 @@ k = o2.slider("Top tokens per column", 3, 20, 8, key="cmp_k")
 
 sidebar_model = ui.current_model_key()
 cols = st.columns(n)
+column_settings: dict[int, Settings] = {}  # columns with their own temperature / top-p
 entries = []  # (column index, model key, prompt ids)
 for i, col in enumerate(cols):
     with col:
         raw = st.text_area(f"Prompt {i + 1}", value=DEFAULT_PROMPTS[i], key=f"cmp_prompt_{i}", height=110)
         choice = st.selectbox("Model", [SIDEBAR, *models.registry()], key=f"cmp_model_{i}")
+        with st.expander("Own settings"):
+            own = st.toggle("Use its own temperature and top-p", key=f"cmp_own_{i}",
+                            help="Compare settings instead of prompts: e.g. the same prompt at two temperatures.")
+            t = CONTROLS["temperature"]
+            p = CONTROLS["top_p"]
+            col_temp = st.slider(t.label, t.low, t.high, t.default, t.step, key=f"cmp_temperature_{i}", disabled=not own)
+            col_top_p = st.slider(p.label, p.low, p.high, p.default, p.step, key=f"cmp_top_p_{i}", disabled=not own)
+        if own:
+            column_settings[i] = Settings(**{**settings.as_dict(), "temperature": col_temp, "top_p": col_top_p})
         text = ui.checked_prompt(raw)
         if text is None:
             continue
@@ -102,8 +112,8 @@ def show_comparison():
     names = {i: f"Prompt {i + 1}" for i in results}
     dists = {}
     for i, (key, tok, logits, ids) in sorted(results.items()):
-        d = distribution(logits, settings, prev_ids=None)
-        dists[i] = d.after if processed else d.probs
+        d = distribution(logits, column_settings.get(i, settings), prev_ids=None)
+        dists[i] = d.after if (processed or column_settings) else d.probs  # own settings act on the processed view
 
     # The shared token axis: the union of every column's top tokens, matched by their text.
     rows = []

@@ -123,3 +123,16 @@ def test_hostile_params_never_raise(smollm, page, params):
             assert notices, params
     if "prompt" in params and len(params["prompt"]) > 4000:
         assert any("cut" in n for n in at.session_state["_ts_notices"])
+
+
+def test_compare_columns_with_their_own_temperature(smollm):
+    at = open_page("pages/compare.py")
+    at.text_area(key="cmp_prompt_1").set_value(at.text_area(key="cmp_prompt_0").value).run()
+    same = at.dataframe[0].value
+    assert same["JS (bits)"].iloc[0] < 1e-9  # one prompt twice: identical distributions
+    at.toggle(key="cmp_own_1").set_value(True).run()
+    at.slider(key="cmp_temperature_1").set_value(0.3).run()
+    assert not at.exception
+    hotter = at.dataframe[0].value
+    assert hotter["JS (bits)"].iloc[0] > 0.01  # the same prompt at another temperature now differs
+    assert "Prompt 2" in texts(at)
