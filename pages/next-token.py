@@ -94,7 +94,7 @@ def show():
         m3.metric("Mass kept", f"{dist.mass_kept:.1%}", help="Raw probability of the tokens that survive")
         m4.metric("Tokens left", f"{dist.kept:,}", help=f"Out of {dist.probs.shape[0]:,} in the vocabulary")
 
-        o1, o2, o3 = st.columns([3, 2, 1])
+        o1, o2, o3 = st.columns([3, 2, 1.3])
         view = o1.segmented_control("Show", VIEWS, default=VIEWS[0], key="nt_view") or VIEWS[0]
         n_show = o2.slider("Tokens shown", 5, 50, 15, key="nt_show")
         log_scale = o3.toggle("Log", key="nt_log", disabled=view != "probability", help="Log scale for probabilities")
