@@ -7,6 +7,7 @@ import html
 import altair as alt
 import pandas as pd
 
+from dashboard.sampling import top_tokens
 from dashboard.tokens import TokenRow, visible
 
 CHIP_COLOURS = ("#dbeafe", "#fde68a")  # alternate so neighbouring tokens are told apart
@@ -18,42 +19,6 @@ def unique_labels(texts: list[str], ids: list[int]) -> list[str]:
     shown = [visible(t) for t in texts]
     counts = pd.Series(shown).value_counts()
     return [f"{s} #{i}" if counts[s] > 1 else s for s, i in zip(shown, ids)]
-
-
-def probability_frame(tokenizer, ids: list[int], probs: list[float]) -> pd.DataFrame:
-    """Table of candidate tokens: rank, id, token text, visible label and probability."""
-    texts = [tokenizer.decode([i]) for i in ids]
-    return pd.DataFrame(
-        {
-            "rank": range(1, len(ids) + 1),
-            "id": ids,
-            "token": texts,
-            "label": unique_labels(texts, ids),
-            "probability": probs,
-        }
-    )
-
-
-def probability_bars(frame: pd.DataFrame, title: str = "", selection: str | None = None) -> alt.Chart:
-    """Horizontal bars of `frame`'s probabilities, most likely on top; optional click selection by token id."""
-    base = alt.Chart(frame, title=title).encode(
-        y=alt.Y("label:N", sort=alt.EncodingSortField("probability", order="descending"), title=None),
-        x=alt.X("probability:Q", title="probability", axis=alt.Axis(format="%")),
-        tooltip=[
-            alt.Tooltip("rank:Q"),
-            alt.Tooltip("id:Q"),
-            alt.Tooltip("label:N", title="token"),
-            alt.Tooltip("probability:Q", format=".4f"),
-        ],
-    )
-    bars = base.mark_bar(color="#4f46e5")
-    if selection:
-        pick = alt.selection_point(name=selection, fields=["id"], on="click")
-        bars = bars.add_params(pick).encode(
-            opacity=alt.condition(pick, alt.value(1.0), alt.value(0.55))
-        )
-    text = base.mark_text(align="left", dx=3, fontSize=11).encode(text=alt.Text("probability:Q", format=".1%"))
-    return (bars + text).properties(height=alt.Step(22))
 
 
 def chips_html(rows: list[TokenRow]) -> str:
@@ -90,7 +55,7 @@ def before_after_frame(tokenizer, dist, n: int) -> pd.DataFrame:
     """The top `n` tokens by raw probability with raw and processed values and whether they survive."""
     import torch
 
-    ids, _ = _top(dist.probs, n)
+    ids, _ = top_tokens(dist.probs, n)
     idx = torch.tensor(ids, dtype=torch.long)
     texts = [tokenizer.decode([i]) for i in ids]
     kept = torch.isfinite(dist.scores[idx])
@@ -107,13 +72,6 @@ def before_after_frame(tokenizer, dist, n: int) -> pd.DataFrame:
             "score": [float(v) if k else None for v, k in zip(dist.scores[idx].tolist(), kept.tolist())],
         }
     )
-
-
-def _top(probs, n):
-    """(ids, probs) of the n most likely tokens."""
-    from dashboard.sampling import top_tokens
-
-    return top_tokens(probs, n)
 
 
 def before_after_chart(frame: pd.DataFrame, view: str = "probability", log_scale: bool = False,

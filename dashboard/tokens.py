@@ -132,17 +132,8 @@ def prompt_problem(text: str) -> str | None:
     return None
 
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|>~])")
-
-
 def safe_markdown(text: str) -> str:
     """Model text for st.markdown: HTML shown as text, no links or images formed, line breaks kept."""
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     text = re.sub(r"([\[\]!])", r"\\\1", text)
     return text.replace("\n", "  \n")
-
-
-def plain_text_for_markdown(text: str) -> str:
-    """`text` escaped so that st.markdown shows it literally (no Markdown formatting at all)."""
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return _MD_SPECIAL.sub(r"\\\1", text).replace("\n", "  \n")
