@@ -11,7 +11,7 @@ ui.page_guard()
 from dashboard import models  # noqa: E402
 from dashboard.compare import batched_next_logits, js_bits, kl_bits, reading, top_overlap  # noqa: E402
 from dashboard.links import MAX_COLUMNS, MIN_COLUMNS  # noqa: E402
-from dashboard.sampling import CONTROLS, Settings, distribution  # noqa: E402
+from dashboard.sampling import CONTROLS, Settings, coerce, distribution  # noqa: E402
 from dashboard.tokens import MAX_PROMPT_TOKENS, encode, visible  # noqa: E402
 
 DEFAULT_PROMPTS = [
@@ -21,11 +21,12 @@ DEFAULT_PROMPTS = [
     "The conference keynote was all about generative",
 ]
 SIDEBAR = "(sidebar model)"
+OWN_OFF = "-"  # a column without its own settings, in ?ctemp= / ?ctop_p=
 
 st.title("⚖️ Compare")
 st.caption("Each column is a prompt; the charts share one token axis so the same token lines up across columns.")
 
-# Columns come from the link (?prompt=…&prompt=…&cmodel=…) once, then from the widgets.
+# Columns come from the link (?prompt=…&prompt=…&cmodel=…&ctemp=…&ctop_p=…) once, then from the widgets.
 link_prompts = st.session_state.pop("_ts_link_prompts", None)
 if link_prompts:
     st.session_state["cmp_n"] = max(MIN_COLUMNS, min(MAX_COLUMNS, len(link_prompts)))
@@ -34,6 +35,15 @@ if link_prompts:
     registry = models.registry()
     for i, m in enumerate(st.query_params.get_all("cmodel")[:MAX_COLUMNS]):
         st.session_state[f"cmp_model_{i}"] = m if m in registry else SIDEBAR
+    for param, control in (("ctemp", "temperature"), ("ctop_p", "top_p")):
+        for i, raw in enumerate(st.query_params.get_all(param)[:MAX_COLUMNS]):
+            if raw == OWN_OFF:
+                continue
+            value, notice = coerce(control, raw)  # untrusted: clamped or defaulted, with a notice
+            if notice:
+                ui.add_notice(f"Column {i + 1}: {notice}")
+            st.session_state[f"cmp_own_{i}"] = True
+            st.session_state[f"cmp_{control}_{i}"] = value
 n = st.session_state.setdefault("cmp_n", MIN_COLUMNS)
 
 
@@ -84,6 +94,13 @@ if any(m != SIDEBAR for m in chosen_models):
     st.query_params["cmodel"] = chosen_models
 elif "cmodel" in st.query_params:
     del st.query_params["cmodel"]
+own_columns = [bool(st.session_state.get(f"cmp_own_{i}")) for i in range(n)]
+for param, control in (("ctemp", "temperature"), ("ctop_p", "top_p")):
+    if any(own_columns):  # one value per column, "-" where the column follows the shared controls
+        st.query_params[param] = [str(st.session_state[f"cmp_{control}_{i}"]) if own else OWN_OFF
+                                  for i, own in enumerate(own_columns)]
+    elif param in st.query_params:
+        del st.query_params[param]
 
 # One padded batch forward per model; kept per session so moving a slider runs no model.
 results = {}  # column index -> (model key, tokenizer, logits)

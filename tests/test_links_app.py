@@ -136,3 +136,16 @@ def test_compare_columns_with_their_own_temperature(smollm):
     hotter = at.dataframe[0].value
     assert hotter["JS (bits)"].iloc[0] > 0.01  # the same prompt at another temperature now differs
     assert "Prompt 2" in texts(at)
+    params = url_params(at)
+    assert params["ctemp"] == ["-", "0.3"] and params["ctop_p"] == ["-", "1.0"]
+    fresh = reopen("pages/compare.py", at)
+    assert fresh.toggle(key="cmp_own_1").value and fresh.slider(key="cmp_temperature_1").value == 0.3
+    assert not fresh.toggle(key="cmp_own_0").value
+    assert fresh.dataframe[0].value.round(6).equals(hotter.round(6))
+
+
+def test_compare_column_settings_from_a_hostile_link(smollm):
+    at = open_page("pages/compare.py", prompt=["a b", "c d"], ctemp=["nan", "9"], ctop_p=["-", "<b>"])
+    assert at.slider(key="cmp_temperature_0").value == 1.0 and at.slider(key="cmp_temperature_1").value == 2.0
+    notices = at.session_state["_ts_notices"]
+    assert any(n.startswith("Column 1:") for n in notices) and any(n.startswith("Column 2:") for n in notices)
