@@ -8,8 +8,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Iterator
 
+import weakref
+
 import torch
 
+from dashboard.models import context_length
 from dashboard.sampling import Settings, logits_processors
 
 logger = logging.getLogger(__name__)
@@ -55,12 +58,30 @@ class TokenPath:
             raise ValueError("`prompt_ids` must hold at least one token, got an empty list")
         from transformers import DynamicCache
 
-        self.model = model
+        self._model = weakref.ref(model)  # an evicted model is freed, not kept alive by a session's path
+        self.context = context_length(model.config)
         self.prompt_ids = [int(i) for i in prompt_ids]
         self.steps: list[Step] = []
         self.cache = DynamicCache(config=model.config)
         self._logits: list[torch.Tensor] = []  # (vocab,) after prompt, after step 1, …
         self._forward(self.prompt_ids)
+
+    @property
+    def model(self):
+        """The model this path runs on; RuntimeError once it was evicted from memory."""
+        model = self._model()
+        if model is None:
+            raise RuntimeError("the model of this token path was evicted from memory; start a new path")
+        return model
+
+    def runs_on(self, model) -> bool:
+        """Whether this path's cache belongs to `model` (False once its own model is gone or replaced)."""
+        return self._model() is model
+
+    @property
+    def full(self) -> bool:
+        """Whether the path fills the model's context, so no token can be appended."""
+        return len(self.prompt_ids) + len(self.steps) >= self.context
 
     @property
     def ids(self) -> list[int]:
@@ -88,6 +109,8 @@ class TokenPath:
         probs = torch.softmax(self.logits, -1)  # (vocab,)
         if not 0 <= token_id < probs.shape[0]:
             raise ValueError(f"`token_id` must be in 0…{probs.shape[0] - 1}, got {token_id!r}")
+        if self.full:
+            raise ValueError(f"the path already fills the model's context of {self.context} tokens")
         rank = int((probs > probs[token_id]).sum()) + 1
         step = Step(int(token_id), float(probs[token_id]), rank, how)
         self._forward([int(token_id)])
@@ -168,13 +191,16 @@ def stream_ids(model, tokenizer, prompt_ids: list[int], settings: Settings, run:
     run = run if run is not None else Generation(list(prompt_ids), settings)
     processors = logits_processors(settings)
     eos = _eos_ids(model, tokenizer)
+    room = context_length(model.config) - len(prompt_ids)  # positions left in the model's context
+    if room < 1:
+        raise ValueError(f"`prompt_ids` has {len(prompt_ids)} tokens, the model's whole context; cut it first")
     rng = torch.Generator().manual_seed(int(settings.seed))
     cache = DynamicCache(config=model.config)
     ids = torch.tensor([prompt_ids], dtype=torch.long)  # (1, seq): everything so far, for the penalty
     feed = ids  # (1, new): what the model has not seen yet
     run.reason = "length"
     try:
-        for _ in range(settings.max_new_tokens):
+        for _ in range(min(settings.max_new_tokens, room)):
             # 1. forward only the unseen tokens; the cache holds the rest
             logits = model(input_ids=feed, cache=cache, use_cache=True, logits_to_keep=1).logits[:, -1, :]  # (1, vocab)
             # 2. penalty and warpers, exactly as generate applies them
@@ -195,6 +221,9 @@ def stream_ids(model, tokenizer, prompt_ids: list[int], settings: Settings, run:
             if token in eos:
                 run.reason = "end of text"
                 break
+        else:
+            if settings.max_new_tokens > room:
+                run.reason = "context full"
     except GeneratorExit:
         run.reason = "stopped"
         raise
@@ -226,9 +255,12 @@ def beam_search(model, tokenizer, prompt_ids: list[int], settings: Settings) -> 
     run = Generation(list(prompt_ids), settings)
     input_ids = torch.tensor([prompt_ids], dtype=torch.long)  # (1, seq)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    kwargs = settings.generate_kwargs()
+    kwargs["max_new_tokens"] = min(kwargs["max_new_tokens"], context_length(model.config) - len(prompt_ids))
+    if kwargs["max_new_tokens"] < 1:
+        raise ValueError(f"`prompt_ids` has {len(prompt_ids)} tokens, the model's whole context; cut it first")
     out = model.generate(
-        input_ids=input_ids, attention_mask=torch.ones_like(input_ids), pad_token_id=pad,
-        **settings.generate_kwargs(),
+        input_ids=input_ids, attention_mask=torch.ones_like(input_ids), pad_token_id=pad, **kwargs,
     )  # (1, seq + new)
     run.new_ids = out[0, len(prompt_ids):].tolist()
     while run.new_ids and run.new_ids[-1] == pad and pad not in _eos_ids(model, tokenizer):

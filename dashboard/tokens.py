@@ -137,3 +137,23 @@ def safe_markdown(text: str) -> str:
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     text = re.sub(r"([\[\]!])", r"\\\1", text)
     return text.replace("\n", "  \n")
+
+
+def fit_context(ids: list[int], context: int, new_tokens: int = 1, label: str = "the model") -> tuple[list[int], str | None]:
+    """(the last ids that leave room for `new_tokens` in a context of `context` tokens, notice or None).
+
+    Also applies the app's own cap of MAX_PROMPT_TOKENS prompt tokens. The start is dropped, since the end is
+    what the next token continues."""
+    new_tokens = max(1, min(new_tokens, context - 1))
+    keep = max(1, min(MAX_PROMPT_TOKENS, context - new_tokens))
+    if len(ids) <= keep:
+        return list(ids), None
+    dropped = len(ids) - keep
+    if keep == MAX_PROMPT_TOKENS and context - new_tokens > MAX_PROMPT_TOKENS:
+        why = f"prompts are limited to their last {MAX_PROMPT_TOKENS:,} tokens"
+    elif new_tokens > 1:
+        why = f"{label} reads at most {context:,} tokens, and {new_tokens:,} new tokens need room"
+    else:
+        why = f"{label} reads at most {context:,} tokens"
+    return list(ids[-keep:]), (f"The prompt has {len(ids):,} tokens; {why}, so its first {dropped:,} tokens "
+                               f"were dropped (the last {keep:,} are used).")

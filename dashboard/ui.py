@@ -67,48 +67,61 @@ def page_guard() -> None:
 # --------------------------------------------------------------------------- cached resources
 
 
-@st.cache_resource(show_spinner="Loading the model… (the bundled model's first start dequantizes it, ~30 s; later starts take seconds)")
-def _load_model(key: str) -> models.LoadedModel:
-    """One LoadedModel per server process and key, shared by every page and session (never mutated)."""
-    return models.load_model(key)
+def _load_with_progress(key: str) -> models.LoadedModel | None:
+    """Load model `key` into the process-wide cache, showing progress here; None after showing why it can't be."""
+    spec = models.get_spec(key)
+    holder = st.empty()
+
+    def progress(text: str, fraction: float | None = None) -> None:
+        if fraction is None:
+            holder.info(text, icon="⏳")
+        else:
+            holder.progress(max(0.0, min(1.0, fraction)), text=text)
+
+    progress(f"Loading {spec.label}… (the bundled model's first start dequantizes it, ~30 s; later starts take seconds)")
+    try:
+        loaded = models.LOADED.get(key, progress)
+    except models.ModelUnavailable as exc:
+        holder.empty()
+        st.error(f"**{spec.label} is not available here.** {exc}", icon="🔌")
+        if key != models.default_model():
+            st.info(f"Pick {models.get_spec(models.default_model()).label} in the sidebar to keep exploring.")
+        return None
+    except Exception:  # a broken model must not take the page down
+        holder.empty()
+        logger.exception("loading %s failed", key)
+        st.error(f"{spec.label} failed to load; see the server log. Other models still work.")
+        return None
+    holder.empty()
+    if loaded.how.startswith("downloaded"):
+        st.toast(f"{spec.label}: {loaded.how}.", icon="📥")
+    for notice in loaded.notices:
+        st.toast(notice, icon="♻️")
+    return loaded
 
 
-@st.cache_resource(show_spinner="Making a bf16 copy of the weights for fast generation…")
-def _load_fast_model(key: str) -> models.LoadedModel:
-    """The bf16 copy of model `key`, one per server process."""
-    return models.bf16_copy(_load_model(key))
+def get_model(key: str) -> models.LoadedModel | None:
+    """The loaded model `key` (one copy per process, shared by every session and page, never mutated), or None
+    after showing why it is unavailable (the page goes on)."""
+    loaded = models.LOADED.peek(key)
+    if loaded is not None:
+        return models.LOADED.get(key)  # marks it recently used
+    return _load_with_progress(key)
 
 
 def get_generation_model(key: str, precision: str) -> models.LoadedModel | None:
-    """The model generation runs on: the shared fp32 model, or its shared bf16 copy."""
+    """The model generation runs on: the shared fp32 model, or its shared bf16 copy (loaded like a model)."""
     loaded = get_model(key)
     if loaded is None or precision == "fp32":
         return loaded
-    return _load_fast_model(key)
+    with st.spinner("Making a bf16 copy of the weights for fast generation…"):
+        return models.LOADED.get(f"{key}@bf16", make=lambda: models.bf16_copy(loaded))
 
 
 @st.cache_resource(show_spinner=False)
 def _load_tokenizer(key: str):
     """A weights-free tokenizer (GPT-2's offline vocabulary), shared by every session."""
     return models.load_tokenizer(key)
-
-
-def get_model(key: str) -> models.LoadedModel | None:
-    """The loaded model `key`, or None after showing why it is unavailable (the page goes on)."""
-    try:
-        loaded = _load_model(key)
-    except models.ModelUnavailable as exc:
-        st.error(f"**{models.get_spec(key).label} is not available here.** {exc}", icon="🔌")
-        if key != models.default_model():
-            st.info("Pick the bundled SmolLM2 in the sidebar to keep exploring offline.")
-        return None
-    except Exception:  # a broken model must not take the page down
-        logger.exception("loading %s failed", key)
-        st.error(f"{models.get_spec(key).label} failed to load; see the server log. Other models still work.")
-        return None
-    for notice in loaded.notices:
-        st.toast(notice, icon="♻️")
-    return loaded
 
 
 def get_tokenizer(key: str):
@@ -118,6 +131,12 @@ def get_tokenizer(key: str):
         return _load_tokenizer(key)
     loaded = get_model(key)
     return loaded.tokenizer if loaded else None
+
+
+def context_notice(notice: str | None) -> None:
+    """Show that a prompt was cut to fit the model's context (nothing the user typed is changed)."""
+    if notice:
+        st.info(notice, icon="✂️")
 
 
 # --------------------------------------------------------------------------- notices
@@ -155,11 +174,15 @@ def model_picker() -> str:
         options=[default] + [k for k in specs if k != default],  # the first option is the default  # keys, not labels: a bound selectbox writes what it shows into the URL
         key=MODEL_KEY,
         bind="query-params",
-        help="Every page uses this model. The bundled SmolLM2 works offline; GPT-2 needs the Hugging Face Hub "
-        "for its weights (its tokenizer works everywhere).",
+        help="Every page uses this model. The bundled SmolLM2 works offline; GPT-2 and the operator's Hub models "
+        "need the Hugging Face Hub for their first load (GPT-2's tokenizer works everywhere).",
     )
     spec = specs[key]
-    st.sidebar.caption(f"**{spec.label}**. {spec.about}")
+    loaded = models.LOADED.peek(key)
+    memory = f" In memory: {loaded.how}, {loaded.load_seconds:.1f} s to load." if loaded else ""
+    st.sidebar.caption(f"**{spec.label}**. {spec.about}{memory}")
+    for problem in models.registry_problems():
+        st.sidebar.warning(f"Operator's model list: {problem}.", icon="⚙️")
     return key
 
 

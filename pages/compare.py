@@ -12,7 +12,7 @@ from dashboard import models  # noqa: E402
 from dashboard.compare import batched_next_logits, js_bits, kl_bits, reading, top_overlap  # noqa: E402
 from dashboard.links import MAX_COLUMNS, MIN_COLUMNS  # noqa: E402
 from dashboard.sampling import CONTROLS, Settings, coerce, distribution  # noqa: E402
-from dashboard.tokens import MAX_PROMPT_TOKENS, encode, visible  # noqa: E402
+from dashboard.tokens import encode, fit_context, visible  # noqa: E402
 
 DEFAULT_PROMPTS = [
     ui.SEED_PROMPT,
@@ -111,7 +111,11 @@ for key, items in by_model.items():
     loaded = ui.get_model(key)
     if loaded is None:
         continue
-    ids = [tuple(encode(loaded.tokenizer, text)[-MAX_PROMPT_TOKENS:]) for _, text in items]
+    ids = []
+    for i, text in items:
+        kept, cut = fit_context(encode(loaded.tokenizer, text), loaded.context_length, 1, loaded.spec.label)
+        ui.context_notice(cut and f"Prompt {i + 1}: {cut}")
+        ids.append(tuple(kept))
     memo = st.session_state.setdefault("cmp_memo", {})
     if memo.get(key, (None,))[0] != ids:
         pad = loaded.tokenizer.pad_token_id or 0

@@ -11,7 +11,7 @@ ui.page_guard()
 from dashboard.charts import rank_legend_html, ranked_text_html  # noqa: E402
 from dashboard.generation import Generation, beam_search, perplexity, score_ids, stream_ids, stream_text  # noqa: E402
 from dashboard.sampling import CONTROLS, Settings  # noqa: E402
-from dashboard.tokens import MAX_PROMPT_TOKENS, encode, safe_markdown, visible  # noqa: E402
+from dashboard.tokens import MAX_PROMPT_TOKENS, encode, fit_context, safe_markdown, visible  # noqa: E402
 
 SEED_TOTAL = 100  # the notebook's max_length=100: prompt plus new tokens
 
@@ -84,15 +84,23 @@ def show():
             elif strategy == "beam":
                 values |= ui.decoding_controls(["num_beams"])
             values |= ui.decoding_controls(["repetition_penalty", "precision"])
-            prompt_ids = encode(tok, prompt)[-MAX_PROMPT_TOKENS:] if prompt else []
+            all_ids = encode(tok, prompt) if prompt else []
             c = CONTROLS["max_new_tokens"]
             ui._rendered("max_new_tokens")
             values["max_new_tokens"] = st.slider(
-                c.label, c.low, c.high, max(c.low, min(c.high, SEED_TOTAL - len(prompt_ids))), c.step,
+                c.label, c.low, c.high, max(c.low, min(c.high, SEED_TOTAL - len(all_ids[-MAX_PROMPT_TOKENS:]))), c.step,
                 key="max_new_tokens", bind="query-params",
                 help=c.help + f" Starts at a total of {SEED_TOTAL} tokens, like the notebook's max_length=100.",
             )
-        settings = Settings(**values)
+        # prompt plus new tokens must fit the model's context: cap the new tokens, then cut the prompt's start
+        context = loaded.context_length
+        new_tokens = min(values["max_new_tokens"], context - 1)
+        if new_tokens < values["max_new_tokens"]:
+            ui.context_notice(f"{loaded.spec.label} reads at most {context:,} tokens, so at most {new_tokens:,} new "
+                              f"tokens are generated (not {values['max_new_tokens']:,}).")
+        prompt_ids, cut = fit_context(all_ids, context, new_tokens, loaded.spec.label)
+        ui.context_notice(cut)
+        settings = Settings(**{**values, "max_new_tokens": new_tokens})
         runner = ui.get_generation_model(model_key, settings.precision)
 
         with main:
@@ -149,7 +157,13 @@ def show():
                            placeholder="The quick brown fox jumps over the lazy dog.")
         text = ui.checked_prompt(raw, "Paste or type some text to score it.")
         if text is not None:
-            ids = encode(tok, text)[: MAX_PROMPT_TOKENS + 1]
+            ids = encode(tok, text)
+            window = min(loaded.context_length, MAX_PROMPT_TOKENS + 1)
+            if len(ids) > window:  # one forward reads at most the model's context: score the text's end
+                st.info(f"The text has {len(ids):,} tokens and one pass of {loaded.spec.label} reads at most "
+                        f"{window:,}, so its last window of {window:,} tokens is scored; the first "
+                        f"{len(ids) - window:,} are left out.", icon="✂️")
+                ids = ids[-window:]
             if len(ids) < 2:
                 st.info("The text needs at least two tokens: the first one has nothing before it to be predicted from.")
             else:

@@ -12,7 +12,7 @@ from dashboard.charts import VIEWS, before_after_chart, before_after_frame, mark
 from dashboard.generation import TokenPath  # noqa: E402
 from dashboard.links import decode_path, encode_path  # noqa: E402
 from dashboard.sampling import Settings, distribution, entropy_bits, sample_token  # noqa: E402
-from dashboard.tokens import MAX_PROMPT_TOKENS, encode, visible  # noqa: E402
+from dashboard.tokens import encode, fit_context, visible  # noqa: E402
 
 st.title("🎲 Next token")
 st.caption(
@@ -56,9 +56,11 @@ def show():
 
     # The session's token path: one full forward when the model or prompt changes, one incremental forward per
     # appended token, none when only a slider moves (the logits stay cached on the path).
-    prompt_ids = encode(tok, prompt)[-MAX_PROMPT_TOKENS:]
+    prompt_ids, cut = fit_context(encode(tok, prompt), loaded.context_length, 1, loaded.spec.label)
+    ui.context_notice(cut)
     path: TokenPath | None = st.session_state.get("nt_path")
-    if path is None or st.session_state.get("nt_path_for") != (model_key, tuple(prompt_ids)):
+    if (path is None or st.session_state.get("nt_path_for") != (model_key, tuple(prompt_ids))
+            or not path.runs_on(loaded.model)):  # a model evicted and loaded again is a new object
         path = TokenPath(loaded.model, prompt_ids)
         st.session_state["nt_path"] = path
         st.session_state["nt_path_for"] = (model_key, tuple(prompt_ids))
@@ -69,7 +71,11 @@ def show():
             replay, notice = decode_path(raw_path, loaded.vocab_size)
             if notice:
                 ui.add_notice(notice)
-            for token_id, how in replay:
+            for n, (token_id, how) in enumerate(replay):
+                if path.full:
+                    ui.add_notice(f"The link's token path stops after {n} of {len(replay)} steps: that fills "
+                                  f"the model's context of {path.context:,} tokens.")
+                    break
                 path.append(token_id, how)
 
 
@@ -79,9 +85,12 @@ def show():
         # Callbacks run before the next rerun draws the page, so every button's state is already current.
         b1, b2, b3, b4 = st.columns([1.6, 1, 1, 1])
         b1.button("Append most likely", type="primary", key="nt_append", help="Append the argmax token id",
-                  on_click=append_top, args=(path, settings))
+                  on_click=append_top, args=(path, settings), disabled=path.full)
         b2.button("Sample", key="nt_sample", help="Draw from the processed distribution with the seed",
-                  on_click=append_sample, args=(path, settings))
+                  on_click=append_sample, args=(path, settings), disabled=path.full)
+        if path.full:
+            st.warning(f"The text fills the model's context of {path.context:,} tokens, so nothing more can be "
+                       "appended. Undo, or branch back, to choose other tokens.", icon="🧱")
         b3.button("Undo", key="nt_undo", disabled=not path.steps, on_click=path.undo)
         b4.button("Reset", key="nt_reset", disabled=not path.steps, on_click=path.truncate, args=(0,))
 
@@ -106,7 +115,7 @@ def show():
             on_select="rerun", selection_mode="pick", key=f"nt_chart_{len(path.steps)}_{len(path.ids)}",
         )
         picked = (event.selection.get("pick") or [{}])[0].get("id") if event and event.selection else None
-        if picked is not None:
+        if picked is not None and not path.full:
             path.append(int(picked), "picked")
             st.rerun()
         st.caption("Click a bar to append that token.")

@@ -33,6 +33,10 @@ if prompt is not None and tokenizer is not None and other_key != "(none)":
 
 if prompt is not None and tokenizer is not None:
     rows = token_rows(tokenizer, prompt)
+    context = models.known_context_length(model_key)
+    if context is not None and len(rows) > context:
+        ui.context_notice(f"This text has {len(rows):,} tokens; {models.get_spec(model_key).label} reads at most "
+                          f"{context:,}, so the other pages use its last {context - 1:,} (with room for the next token).")
     c1, c2, c3 = st.columns(3)
     c1.metric("Characters", f"{len(prompt):,}")
     c2.metric("Tokens", f"{len(rows):,}")

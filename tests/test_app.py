@@ -85,10 +85,10 @@ def test_next_token_shows_real_distribution_and_append_changes_text(smollm):
 
 @pytest.fixture
 def app_model(smollm):
-    """The model object the running app uses: the shared st.cache_resource copy, not the test's own."""
-    from dashboard import ui
+    """The model object the running app uses: the process-wide loaded copy, not a test's own."""
+    from dashboard import models
 
-    return ui._load_model("smollm2-135m").model
+    return models.LOADED.get("smollm2-135m").model
 
 
 class ForwardCounter:

@@ -1,0 +1,104 @@
+"""The bundled model's weight cache: config, tokenizer and fp32 safetensors written once, atomically, with a
+checksummed manifest, so later starts skip dequantizing the GGUF."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from dashboard.hub import file_sha256 as _file_sha256
+
+CACHE_ENV = "TOKENSCOPE_CACHE"
+CACHE_FORMAT = 2  # bump when the on-disk cache layout changes
+
+
+def cache_root() -> Path:
+    """Folder for Tokenscope's weight caches ($TOKENSCOPE_CACHE, else the user cache folder)."""
+    env = os.environ.get(CACHE_ENV)
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "tokenscope"
+
+
+def bundled_cache_dir(gguf: Path) -> Path:
+    """Cache folder for one GGUF file, keyed by its name, size and the cache format."""
+    stat = gguf.stat()
+    tag = hashlib.sha256(f"{gguf.name}:{stat.st_size}:{CACHE_FORMAT}".encode()).hexdigest()[:12]
+    return cache_root() / f"{gguf.stem}-{tag}"
+
+
+def cache_problem(folder: Path) -> str | None:
+    """Why a weight cache folder cannot be used, or None when it is complete and intact."""
+    manifest_path = folder / "manifest.json"
+    if not manifest_path.is_file():
+        return "no manifest (missing or partial cache)"
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (OSError, ValueError) as exc:
+        return f"unreadable manifest ({exc})"
+    stamp_path = folder / ".verified"
+    try:
+        stamp = json.loads(stamp_path.read_text())
+    except (OSError, ValueError):
+        stamp = {}
+    fresh_stamp = {}
+    for name, meta in manifest.get("files", {}).items():
+        path = folder / name
+        if not path.is_file():
+            return f"{name} is missing"
+        stat = path.stat()
+        if stat.st_size != meta["size"]:
+            return f"{name} has {stat.st_size} bytes, expected {meta['size']} (truncated?)"
+        # The full checksum runs once per version of the file: a file rewritten since (new mtime or inode)
+        # is hashed again; an untouched one is trusted, which saves ~0.5 s of every later start.
+        key = f"{stat.st_ino}:{stat.st_mtime_ns}:{stat.st_size}"
+        if stamp.get(name) != key and _file_sha256(path) != meta["sha256"]:
+            return f"{name} does not match its checksum (corrupt)"
+        fresh_stamp[name] = key
+    if "model.safetensors" not in manifest.get("files", {}):
+        return "manifest lists no weights"
+    if fresh_stamp != stamp:
+        try:
+            stamp_path.write_text(json.dumps(fresh_stamp))
+        except OSError:  # a read-only cache still works, it is just hashed every time
+            pass
+    return None
+
+
+def write_weight_cache(folder: Path, model, tokenizer) -> None:
+    """Write config, tokenizer and fp32 weights as safetensors into `folder`, atomically (temp dir + rename)."""
+    from safetensors.torch import save_file
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".tmp-", dir=folder.parent))
+    try:
+        config = model.config.to_dict()
+        config.pop("quantization_config", None)  # the weights are plain fp32 now: load them as such
+        type(model.config).from_dict(config).save_pretrained(tmp)
+        if getattr(model, "generation_config", None) is not None:
+            model.generation_config.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        state = model.state_dict()
+        if getattr(model.config, "tie_word_embeddings", False):
+            state.pop("lm_head.weight", None)  # tied: stored once, re-tied on load
+        state = {k: v.detach().contiguous() for k, v in state.items()}
+        save_file(state, tmp / "model.safetensors", metadata={"format": "pt"})
+        files = {
+            p.name: {"size": p.stat().st_size, "sha256": _file_sha256(p)}
+            for p in sorted(tmp.iterdir())
+            if p.is_file()
+        }
+        (tmp / "manifest.json").write_text(json.dumps({"format": CACHE_FORMAT, "files": files}, indent=1))
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
