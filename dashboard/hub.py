@@ -373,6 +373,9 @@ def download(repo: str, with_tokenizer: bool, progress: Progress) -> tuple[Path,
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(manifest, indent=1))
     os.replace(tmp, path)
+    ref = cache_dir() / f"models--{repo.replace('/', '--')}" / "refs" / "main"  # files were fetched by commit sha,
+    ref.parent.mkdir(parents=True, exist_ok=True)  # so point main at it, as a download of "main" would have
+    ref.write_text(sha)
     seconds = time.perf_counter() - start
     logger.info("downloaded %s (%.1f MB) in %.2f s", repo, total / 1e6, seconds)
     return folder, f"downloaded {total / 1e6:,.1f} MB from {endpoint()} in {seconds:.1f} s"

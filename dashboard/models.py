@@ -331,7 +331,8 @@ def load_hub(spec: ModelSpec, progress: Progress = _log_progress) -> LoadedModel
         try:
             folder, how = hub.download(spec.location, with_tokenizer=not spec.tokenizer_offline, progress=progress)
         except hub.HubError as exc:
-            raise ModelUnavailable(f"{spec.label} could not be downloaded from {hub.endpoint()}: {exc}.") from exc
+            raise ModelUnavailable(f"Its download from {hub.endpoint()} failed: {exc}. Nothing half-written is "
+                                   "kept; try again once the Hub answers.") from exc
     progress(f"Loading {spec.label}…")
     try:
         model, tokenizer = _load_folder(folder, gpt2_tokenizer=spec.tokenizer_offline)

@@ -31,6 +31,43 @@ def test_only_ui_and_pages_import_streamlit():
         assert not re.search(r"^\s*(import streamlit|from streamlit)", path.read_text(), re.M), path
 
 
+def _calls(name: str):
+    """(path, call node) for every call of an attribute or function called `name` in the app's code."""
+    import ast
+
+    for path in CODE:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call):
+                func = node.func
+                called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+                if called == name:
+                    yield path, node
+
+
 def test_weights_load_only_from_safetensors_or_gguf():
-    text = (ROOT / "dashboard" / "models.py").read_text()
-    assert text.count("use_safetensors=True") >= 3  # local folders, the cache and the Hub
+    """The code itself, not its text: a comment or a string cannot satisfy this."""
+    import ast
+
+    model_loads = 0
+    for path, call in _calls("from_pretrained"):
+        receiver = ast.unparse(call.func.value)
+        keywords = {k.arg: k.value for k in call.keywords}
+        assert "trust_remote_code" not in keywords, f"{path}:{call.lineno} passes trust_remote_code"
+        if "Tokenizer" in receiver:
+            continue  # tokenizers read tokenizer.json / vocab files, never weights
+        model_loads += 1
+        safe = keywords.get("use_safetensors")
+        assert (isinstance(safe, ast.Constant) and safe.value is True) or "gguf_file" in keywords, (
+            f"{path}:{call.lineno} {receiver}.from_pretrained passes neither use_safetensors=True nor gguf_file"
+        )
+    assert model_loads >= 2  # the GGUF and every safetensors folder (the cache, local folders, Hub snapshots)
+    assert not list(_calls("load")) or all(ast.unparse(c.func) != "torch.load" for _, c in _calls("load"))
+
+
+def test_hub_downloads_never_fetch_pickle_files():
+    from dashboard import hub
+
+    for suffix in (".bin", ".pt", ".pth", ".ckpt", ".pkl"):
+        assert suffix in hub.PICKLE_SUFFIXES
+        assert not suffix.endswith(hub.WEIGHT_SUFFIX)
+    assert all(not name.endswith(hub.PICKLE_SUFFIXES) for name in hub.MODEL_FILES + hub.TOKENIZER_FILES)

@@ -114,7 +114,8 @@ class AppServer:
 
     running: list["AppServer"] = []
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, env: dict[str, str | None] | None = None):
+        self.env = env or {}  # overrides of the server's environment (None removes a variable)
         self.port = _free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -126,6 +127,11 @@ class AppServer:
         env["HF_HUB_OFFLINE"] = "1"
         env.setdefault("TOKENSCOPE_CACHE", str(ROOT / ".tokenscope-cache"))
         env["PYTHONUNBUFFERED"] = "1"
+        for name, value in self.env.items():
+            if value is None:
+                env.pop(name, None)
+            else:
+                env[name] = value
         cmd = [
             sys.executable, "-m", "streamlit", "run", "streamlit_app.py",
             "--server.port", str(self.port),
