@@ -24,7 +24,8 @@ with st.sidebar:
     ui.model_picker()
     share = st.container()
 
+notices = st.container()  # at the top of the page: filled after it, so its own corrections show too
 ui.run_page(page)
 ui.sidebar_navigation(nav, pages)  # after the page, so the links carry the prompt just typed
 ui.share_link(share, page, pages)
-ui.show_notices()
+ui.show_notices(notices)

@@ -156,3 +156,15 @@ def ranked_text_html(prefix: str, tokens: list[str], scores, alternatives: list[
             f'border-radius:3px">{html.escape(text)}</span>'
         )
     return '<div style="white-space:pre-wrap;line-height:1.8;font-size:1.02rem">' + "".join(parts) + "</div>"
+
+
+def compare_chart(frame: pd.DataFrame) -> alt.Chart:
+    """Bars per token, one per column, on one shared token axis ordered by the largest probability."""
+    order = frame.groupby("token")["probability"].max().sort_values(ascending=False).index.tolist()
+    return alt.Chart(frame).mark_bar().encode(
+        y=alt.Y("token:N", sort=order, title=None),
+        yOffset=alt.YOffset("column:N"),
+        x=alt.X("probability:Q", axis=alt.Axis(format="%")),
+        color=alt.Color("column:N", legend=alt.Legend(title=None, orient="top")),
+        tooltip=["column", "token", alt.Tooltip("probability:Q", format=".4f")],
+    ).properties(height=alt.Step(10))

@@ -64,3 +64,52 @@ def reading(name_q: str, p: torch.Tensor, q: torch.Tensor, decode) -> str:
         f"{name_q} moves {after - before:.0%} of the probability to {decode(tid)!r} "
         f"(from {before:.1%} to {after:.1%}); {top_note}."
     )
+
+
+def closeness(js: float) -> str:
+    """A learner's reading of a JS divergence in bits (0 = identical, 1 = nothing in common)."""
+    if js < 0.01:
+        return "practically the same"
+    if js < 0.1:
+        return "similar"
+    if js < 0.4:
+        return "clearly different"
+    return "very different"
+
+
+def divergence_row(pair: str, p: torch.Tensor | None, q: torch.Tensor | None, k: int) -> dict[str, str]:
+    """One row of the divergence table as text: KL and JS in bits (3 decimals), top-1 agreement, top-k overlap
+    as "k of N", and a reading; p or q None means the two columns use different vocabularies."""
+    if p is None or q is None:
+        return {"pair": pair, "KL (bits)": "—", "JS (bits)": "—", "same top token": "—",
+                f"top-{k} overlap": "—", "reading": "different models: their vocabularies cannot be compared"}
+    kl, js = kl_bits(p, q), js_bits(p, q)
+    shared = round(top_overlap(p, q, k) * min(k, p.shape[-1]))
+    return {
+        "pair": pair,
+        "KL (bits)": "∞" if math.isinf(kl) else f"{kl:.3f}",
+        "JS (bits)": f"{js:.3f}",
+        "same top token": "yes" if int(p.argmax()) == int(q.argmax()) else "no",
+        f"top-{k} overlap": f"{shared} of {min(k, p.shape[-1])}",
+        "reading": closeness(js),
+    }
+
+
+def shared_axis_frame(columns: list[tuple[str, object, torch.Tensor]], k: int):
+    """Long table (token, column, probability) over the union of every column's top-k tokens, matched by text,
+    so the same token lines up across columns (a text that is not one token in a column's vocabulary: 0)."""
+    import pandas as pd
+
+    from dashboard.tokens import encode, visible
+
+    union: dict[str, str] = {}  # visible label -> token text
+    for _, tok, probs in columns:
+        for t in probs.topk(k).indices.tolist():
+            union.setdefault(visible(tok.decode([t])), tok.decode([t]))
+    rows = []
+    for name, tok, probs in columns:
+        for label, text in union.items():
+            q = encode(tok, text)
+            p = float(probs[q[0]]) if len(q) == 1 and tok.decode(q) == text else 0.0
+            rows.append({"token": label, "column": name, "probability": p})
+    return pd.DataFrame(rows)

@@ -12,7 +12,8 @@ from dashboard.tokens import MAX_PROMPT_CHARS
 MAX_PATH_STEPS = 256  # appended tokens a link may carry
 MAX_COLUMNS = 4  # prompts on the compare page
 MIN_COLUMNS = 2
-SINGLE = ("model", *CONTROLS)  # parameters that take one value
+PAGE_FLAGS = ("run",)  # run=1: Generate replays the shared generation once on opening
+SINGLE = ("model", *CONTROLS, *PAGE_FLAGS)  # parameters that take one value
 HOW_CODES = {"m": "most likely", "s": "sampled", "p": "picked"}
 
 
@@ -69,6 +70,11 @@ def check_params(params: dict[str, list[str]], models: list[str], default_model:
             state.values[name] = value
             if notice:
                 state.note(name, notice)
+        elif name == "run":
+            if raw == "1":
+                state.values["run"] = True
+            else:
+                state.note(name, f"`run` = {_short(raw)!r} is not 1; the link's generation is not replayed.")
         elif name == "prompt":
             kept = raw_values[:MAX_COLUMNS] if multi_prompt else raw_values[:1]
             if multi_prompt and len(raw_values) > MAX_COLUMNS:

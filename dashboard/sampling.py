@@ -289,7 +289,33 @@ def top_tokens(probs: torch.Tensor, k: int) -> tuple[list[int], list[float]]:
     return ids.tolist(), values.tolist()
 
 
-def sample_token(after: torch.Tensor, seed: int, step: int = 0) -> int:
-    """A token drawn from `after` (vocab,) with a generator seeded by (seed, step): reproducible."""
+def draw_u(seed: int, step: int = 0) -> float:
+    """The uniform number in [0, 1) behind the draw at `step` for `seed`: one fixed u per (seed, step)."""
     gen = torch.Generator().manual_seed(int(seed) * 1_000_003 + int(step))
-    return int(torch.multinomial(after, 1, generator=gen))
+    return float(torch.rand((), generator=gen, dtype=torch.float64))
+
+
+def draw_order(after: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids by processed probability, most likely first (ties by id), cumulative probability at each) (vocab,)."""
+    probs = after.double().reshape(-1)  # (vocab,)
+    order = torch.argsort(-probs, stable=True)  # (vocab,)
+    return order, torch.cumsum(probs[order], 0)  # (vocab,), (vocab,)
+
+
+def inverse_cdf(after: torch.Tensor, u: float) -> int:
+    """The token where `u` lands on the cumulative processed distribution `after` (vocab,): a draw from it.
+
+    Tokens are laid end to end, most likely first; each owns a stretch as long as its probability, and the
+    token whose stretch holds u is picked. Removed tokens own nothing, so they are never picked."""
+    if not 0.0 <= u < 1.0:
+        raise ValueError(f"`u` must be in [0, 1), got {u!r}")
+    order, cum = draw_order(after)
+    kept = int((after.reshape(-1) > 0).sum())  # (past the last kept token only rounding error remains)
+    index = int(torch.searchsorted(cum, torch.tensor([u * float(cum[-1])], dtype=torch.float64), right=True))
+    return int(order[min(index, max(kept, 1) - 1)])
+
+
+def sample_token(after: torch.Tensor, seed: int, step: int = 0) -> int:
+    """A token drawn from `after` (vocab,) with the u of (seed, step): reproducible, and the token the page's
+    "one draw" view shows."""
+    return inverse_cdf(after, draw_u(seed, step))

@@ -149,12 +149,13 @@ def add_notice(text: str) -> None:
         notices.append(text)
 
 
-def show_notices() -> None:
-    """Show the remembered corrections (link values fixed, prompt cut, …) with a dismiss button."""
+def show_notices(box) -> None:
+    """Show the remembered corrections (link values fixed, prompt cut, …) in `box`, at the top of the page,
+    with a dismiss button."""
     notices = st.session_state.get(_NOTICES) or []
     if not notices:
         return
-    with st.container(border=True):
+    with box.container(border=True):
         for text in notices:
             st.warning(text, icon="⚠️")
         if st.button("Dismiss", key="ts_dismiss_notices"):
@@ -197,7 +198,7 @@ def prompt_box(default: str, label: str = "Prompt", height: int = 100) -> str | 
 
     What the user typed stays in the box untouched; only the copy sent to the model is cleaned."""
     st.session_state["_ts_prompt_default"] = default
-    _rendered(PROMPT_KEY)
+    _rendered(PROMPT_KEY, default)
     raw = st.text_area(label, value=default, key=PROMPT_KEY, bind="query-params", height=height)
     return checked_prompt(raw)
 
@@ -214,22 +215,24 @@ def checked_prompt(raw: str, problem_text: str | None = None) -> str | None:
     return text
 
 
-def decoding_controls(names: list[str], captions: bool = True) -> dict:
-    """One widget per decoding control, bounds/help/caption from sampling.CONTROLS, bound to the URL by name."""
+def decoding_controls(names: list[str], captions: bool = True, defaults: dict | None = None) -> dict:
+    """One widget per decoding control, bounds/help/caption from sampling.CONTROLS, bound to the URL by name.
+    `defaults` overrides a control's default for this page (e.g. Generate's max_new_tokens follows the prompt)."""
     from dashboard.sampling import CONTROLS
 
     values = {}
     for name in names:
-        _rendered(name)
         c = CONTROLS[name]
+        default = (defaults or {}).get(name, c.default)
+        _rendered(name, default)
         if c.kind is str:
-            values[name] = st.radio(c.label, c.choices, index=c.choices.index(c.default), key=name,
+            values[name] = st.radio(c.label, c.choices, index=c.choices.index(default), key=name,
                                     bind="query-params", help=c.help, horizontal=True)
         elif name == "seed":
-            values[name] = int(st.number_input(c.label, c.low, c.high, c.default, c.step, key=name,
+            values[name] = int(st.number_input(c.label, c.low, c.high, default, c.step, key=name,
                                                bind="query-params", help=c.help))
         else:
-            values[name] = st.slider(c.label, c.low, c.high, c.default, c.step, key=name,
+            values[name] = st.slider(c.label, c.low, c.high, default, c.step, key=name,
                                      bind="query-params", help=c.help)
         if captions:
             st.caption(c.caption)
@@ -237,15 +240,27 @@ def decoding_controls(names: list[str], captions: bool = True) -> dict:
 
 
 def download_buttons(frame, stem: str, key: str, records: list[dict] | None = None) -> None:
-    """CSV and JSON download buttons for a table (JSON from `records` when given, else the frame)."""
-    import json
+    """CSV (spreadsheet-safe) and JSON (exact text) download buttons for a table; JSON from `records` when given.
+    `frame` may be a callable returning the table: it is then built only when a button is pressed."""
+    from dashboard.exports import csv_bytes, json_bytes
 
+    table = frame if callable(frame) else (lambda: frame)
     left, right = st.columns(2)
-    left.download_button("Download CSV", frame.to_csv(index=False).encode("utf-8"), file_name=f"{stem}.csv",
-                         mime="text/csv", key=f"{key}_csv")
-    payload = json.dumps(records if records is not None else frame.to_dict(orient="records"), ensure_ascii=False, indent=1)
-    right.download_button("Download JSON", payload.encode("utf-8"), file_name=f"{stem}.json",
-                          mime="application/json", key=f"{key}_json")
+    left.download_button("Download CSV", lambda: csv_bytes(table()), file_name=f"{stem}.csv", mime="text/csv",
+                         key=f"{key}_csv", on_click="ignore")
+    right.download_button("Download JSON", lambda: json_bytes(records if records is not None else table()),
+                          file_name=f"{stem}.json", mime="application/json", key=f"{key}_json", on_click="ignore")
+
+
+def chart_downloads(chart, stem: str, key: str) -> None:
+    """SVG and PNG download buttons for an Altair chart, rendered only when pressed."""
+    from dashboard.exports import chart_png, chart_svg
+
+    left, right, _ = st.columns([1, 1, 2])
+    left.download_button("Chart as SVG", lambda: chart_svg(chart), file_name=f"{stem}.svg", mime="image/svg+xml",
+                         key=f"{key}_svg", on_click="ignore")
+    right.download_button("Chart as PNG", lambda: chart_png(chart), file_name=f"{stem}.png", mime="image/png",
+                          key=f"{key}_png", on_click="ignore")
 
 
 # --------------------------------------------------------------------------- links and navigation
@@ -264,6 +279,9 @@ def apply_link(page_path: str) -> None:
     for notice in state.notices:
         add_notice(notice)
     for name, value in state.values.items():
+        if name == "run":  # Generate replays the link's generation once, on this opening
+            st.session_state["_ts_link_run"] = page_path == "generate"
+            continue
         if multi and name == "prompt":
             if "cmp_prompt_0" not in st.session_state:  # columns already typed in win over the URL
                 st.session_state["_ts_link_prompts"] = value  # the compare page seeds its columns from these
@@ -297,37 +315,52 @@ def sidebar_navigation(box, pages: list) -> None:
 
 def begin_run() -> None:
     """Start a run's record of which URL-bound widgets the page renders (for the share link)."""
-    st.session_state["_ts_rendered"] = {MODEL_KEY}
+    st.session_state["_ts_rendered"] = {MODEL_KEY: None}
+    st.session_state["_ts_share_extra"] = {}
 
 
-def _rendered(name: str) -> None:
-    """Note that a URL-bound widget called `name` is on this page."""
-    st.session_state.setdefault("_ts_rendered", set()).add(name)
+def _rendered(name: str, default=None) -> None:
+    """Note that a URL-bound widget called `name`, whose default here is `default`, is on this page."""
+    st.session_state.setdefault("_ts_rendered", {})[name] = default
+
+
+def share_extra(params: dict[str, list[str]]) -> None:
+    """Parameters a page adds to its share link this run (e.g. Generate's run=1 when it shows a generation)."""
+    st.session_state.setdefault("_ts_share_extra", {}).update(params)
 
 
 def link_params() -> dict[str, list[str]]:
     """The view's state as link parameters: every URL-bound widget on this page that is not at its default,
     plus the parameters a page keeps in the URL itself (the token path, the compare columns)."""
-    from dashboard.sampling import CONTROLS
-
-    params = {k: st.query_params.get_all(k) for k in st.query_params}
+    params = {k: st.query_params.get_all(k) for k in st.query_params if k not in links.PAGE_FLAGS}
     params.update({k: [v] for k, v in carried_params().items()})
-    for name in st.session_state.get("_ts_rendered", ()):
+    for name, default in st.session_state.get("_ts_rendered", {}).items():
         if name not in st.session_state:
             continue
         value = st.session_state[name]
-        default = {MODEL_KEY: models.default_model(), PROMPT_KEY: st.session_state.get("_ts_prompt_default")}.get(
-            name, CONTROLS[name].default if name in CONTROLS else None)
-        if value == default and name != "max_new_tokens":
+        if name == MODEL_KEY:
+            default = models.default_model()
+        elif name == PROMPT_KEY:
+            default = st.session_state.get("_ts_prompt_default")
+        if value == default and name != "max_new_tokens":  # its default follows the prompt: always carried
             params.pop(name, None)
         else:
             params[name] = [str(value)]
+    params.update(st.session_state.get("_ts_share_extra", {}))
     return params
 
 
+@st.dialog("Share this view")
+def _share_dialog(url: str) -> None:
+    """The link in a code block with a copy button."""
+    st.code(url, language=None, wrap_lines=True)
+    st.caption("Use the copy button: the link opens this page with the same model, prompt and settings"
+               " (and, on Generate, the same text).")
+
+
 def share_link(box, page, pages: list) -> None:
-    """The current view as a link, in a code block (its copy button copies it)."""
-    url = links.share_url(st.context.url, page.url_path, [p.url_path for p in pages], link_params())
-    box.markdown("**Share this view**")
-    box.code(url, language=None, wrap_lines=True)
-    box.caption("Use the copy button: the link opens this page with the same model, prompt and settings.")
+    """A sidebar button that shows the current view as a link, computed when pressed, so it is always current
+    (controls that rerun on their own, in a fragment, never leave it stale)."""
+    if box.button("🔗 Share this view", key="ts_share", width="stretch",
+                  help="A link that opens this page with the same model, prompt and settings"):
+        _share_dialog(links.share_url(st.context.url, page.url_path, [p.url_path for p in pages], link_params()))

@@ -67,10 +67,4 @@ if prompt is not None and tokenizer is not None:
         },
     )
     export = pd.DataFrame([r.as_dict() for r in rows]).drop(columns=["visible"])
-    st.download_button(
-        "Download CSV",
-        export.to_csv(index=False).encode("utf-8"),
-        file_name=f"tokens-{model_key}.csv",
-        mime="text/csv",
-        key="tok_download",
-    )
+    ui.download_buttons(export, f"tokens-{model_key}", key="tok_download")

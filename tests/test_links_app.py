@@ -3,15 +3,16 @@ hostile parameters give notices, never exceptions."""
 
 import pytest
 
-from test_app import ForwardCounter, app_model, open_page, texts, _navigation_mode  # noqa: F401  (fixtures)
+from conftest import ForwardCounter, open_page, texts
 
 pytestmark = pytest.mark.app
 
 
 def url_params(at) -> dict:
-    """The parameters of the sidebar's share link (lists for repeated keys)."""
+    """The parameters of the share link the sidebar's button shows (lists for repeated keys)."""
     import urllib.parse
 
+    at.button(key="ts_share").click().run()
     link = [c.value for c in at.code if c.value.startswith("http")][-1]
     return urllib.parse.parse_qs(urllib.parse.urlsplit(link).query, keep_blank_values=True)
 
@@ -77,7 +78,7 @@ def test_compare_view_round_trips(smollm):
     fresh = reopen("pages/compare.py", at)
     assert fresh.session_state["cmp_n"] == 3
     assert fresh.text_area(key="cmp_prompt_2").value == "Paris is the capital of"
-    assert fresh.dataframe[0].value.round(6).equals(at.dataframe[0].value.round(6))
+    assert fresh.table[0].value.equals(at.table[0].value)  # the divergence table, as text
 
 
 def test_compare_runs_four_prompts_in_one_forward(app_model):
@@ -89,7 +90,7 @@ def test_compare_runs_four_prompts_in_one_forward(app_model):
         counter.close()
     assert at.session_state["cmp_n"] == 4
     assert counter.n == 1  # one padded batch for all four columns
-    assert len(at.dataframe[0].value) == 6  # every pair of the four columns
+    assert len(at.table[0].value) == 6  # every pair of the four columns
     counter = ForwardCounter(app_model)
     try:
         at.slider(key="cmp_k").set_value(5).run()
@@ -128,20 +129,22 @@ def test_hostile_params_never_raise(smollm, page, params):
 def test_compare_columns_with_their_own_temperature(smollm):
     at = open_page("pages/compare.py")
     at.text_area(key="cmp_prompt_1").set_value(at.text_area(key="cmp_prompt_0").value).run()
-    same = at.dataframe[0].value
-    assert same["JS (bits)"].iloc[0] < 1e-9  # one prompt twice: identical distributions
+    same = at.table[0].value
+    assert same["JS (bits)"].iloc[0] == "0.000" and same["reading"].iloc[0] == "practically the same"
+    assert same["top-8 overlap"].iloc[0] == "8 of 8" and same["same top token"].iloc[0] == "yes"
     at.toggle(key="cmp_own_1").set_value(True).run()
     at.slider(key="cmp_temperature_1").set_value(0.3).run()
     assert not at.exception
-    hotter = at.dataframe[0].value
-    assert hotter["JS (bits)"].iloc[0] > 0.01  # the same prompt at another temperature now differs
+    hotter = at.table[0].value
+    assert float(hotter["JS (bits)"].iloc[0]) > 0.01  # the same prompt at another temperature now differs
+    assert hotter["reading"].iloc[0] != "practically the same"
     assert "Prompt 2" in texts(at)
     params = url_params(at)
     assert params["ctemp"] == ["-", "0.3"] and params["ctop_p"] == ["-", "1.0"]
     fresh = reopen("pages/compare.py", at)
     assert fresh.toggle(key="cmp_own_1").value and fresh.slider(key="cmp_temperature_1").value == 0.3
     assert not fresh.toggle(key="cmp_own_0").value
-    assert fresh.dataframe[0].value.round(6).equals(hotter.round(6))
+    assert fresh.table[0].value.equals(hotter)
 
 
 def test_compare_column_settings_from_a_hostile_link(smollm):

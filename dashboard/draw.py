@@ -1,0 +1,142 @@
+"""The next-token numbers as a table, and one draw made visible: where the seeded uniform number u lands on
+the cumulative distribution after the sampling controls, and which token it picks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import altair as alt
+import pandas as pd
+import torch
+
+from dashboard.sampling import draw_order, draw_u, inverse_cdf
+from dashboard.tokens import visible
+
+PICK_COLOUR = "#f59e0b"
+STRETCH_COLOURS = ("#c7d2fe", "#a5b4fc")  # alternate, so neighbouring stretches are told apart
+OTHER_COLOUR = "#e5e7eb"
+
+
+def top_table(tokenizer, dist, n: int) -> pd.DataFrame:
+    """The `n` most likely tokens (raw ranking) with probability before and after the controls, logit, the
+    cumulative probability after (in the order a draw lays tokens out) and whether the controls removed it."""
+    k = min(n, dist.probs.shape[0])
+    before, ids = torch.topk(dist.probs, k)  # (k,), (k,)
+    order, cum = draw_order(dist.after)  # (vocab,), (vocab,)
+    position = torch.empty_like(order)
+    position[order] = torch.arange(order.shape[0])  # where each id sits in the draw's order
+    kept = torch.isfinite(dist.scores[ids])
+    return pd.DataFrame(
+        {
+            "rank": range(1, k + 1),
+            "id": ids.tolist(),
+            "token": [visible(tokenizer.decode([i])) for i in ids.tolist()],
+            "probability before": before.tolist(),
+            "probability after": dist.after[ids].tolist(),
+            "logit": dist.logits[ids].tolist(),
+            "cumulative after": [float(cum[position[i]]) if ok else None for i, ok in zip(ids.tolist(), kept.tolist())],
+            "removed": [not ok for ok in kept.tolist()],
+        }
+    )
+
+
+def table_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """The table with every number as text (4 decimals, percentages) for an HTML table people can copy."""
+    return pd.DataFrame(
+        {
+            "rank": frame["rank"].astype(str),
+            "id": frame["id"].astype(str),
+            "token": frame["token"],
+            "before": frame["probability before"].map(lambda p: f"{p:.2%}"),
+            "after": [("removed" if r else f"{p:.2%}") for p, r in zip(frame["probability after"], frame["removed"])],
+            "logit": frame["logit"].map(lambda v: f"{v:.3f}"),
+            "cumulative after": [("—" if c is None or pd.isna(c) else f"{c:.2%}") for c in frame["cumulative after"]],
+        }
+    )
+
+
+@dataclass(frozen=True)
+class Draw:
+    """One draw: u, the token it picks, and the stretch of the cumulative distribution that token owns."""
+
+    u: float
+    seed: int
+    step: int
+    token_id: int
+    start: float  # cumulative probability before the picked token
+    end: float  # … and after it
+    rank_after: int  # 1 = the most likely token after the controls
+
+    @property
+    def prob(self) -> float:
+        """Probability of the picked token after the controls."""
+        return self.end - self.start
+
+
+def one_draw(dist, seed: int, step: int) -> Draw:
+    """The draw "Sample" makes at this step: u from (seed, step), the token by inverse CDF."""
+    u = draw_u(seed, step)
+    token = inverse_cdf(dist.after, u)
+    order, cum = draw_order(dist.after)
+    where = int((order == token).nonzero()[0, 0])
+    start = float(cum[where - 1]) if where else 0.0
+    return Draw(u, seed, step, token, start, float(cum[where]), where + 1)
+
+
+def draw_frame(tokenizer, dist, draw: Draw, n: int = 12) -> pd.DataFrame:
+    """Stretches of [0, 1] for the `n` most likely tokens after the controls (plus the picked one), the rest
+    merged into one "other" stretch."""
+    order, cum = draw_order(dist.after)
+    kept = int(torch.isfinite(dist.scores).sum())
+    shown = min(n, kept)
+    picked_at = draw.rank_after - 1
+    rows = []
+    for j in sorted(set(range(shown)) | ({picked_at} if picked_at < kept else set())):
+        tid = int(order[j])
+        start = float(cum[j - 1]) if j else 0.0
+        rows.append({"token": visible(tokenizer.decode([tid])), "id": tid, "rank": j + 1, "start": start,
+                     "end": float(cum[j]), "picked": tid == draw.token_id})
+    covered = sum(r["end"] - r["start"] for r in rows)
+    if covered < 0.9999 and kept > len(rows):
+        # what is left of [0, 1] after the shown stretches: one grey block (may sit between shown ones)
+        rows.insert(0, {"token": f"{kept - len(rows):,} other tokens", "id": -1, "rank": 0,  # drawn first, so
+                        "start": float(cum[shown - 1]) if shown else 0.0, "end": 1.0, "picked": False})  # under
+    frame = pd.DataFrame(rows)
+    frame["probability"] = frame["end"] - frame["start"]
+    return frame
+
+
+def draw_chart(frame: pd.DataFrame, draw: Draw) -> alt.LayerChart:
+    """One bar from 0 to 1 cut into the tokens' stretches, the picked one highlighted, a rule at u."""
+    frame = frame.assign(colour=[
+        PICK_COLOUR if p else (OTHER_COLOUR if i < 0 else STRETCH_COLOURS[r % 2])
+        for p, i, r in zip(frame["picked"], frame["id"], frame["rank"])
+    ])
+    bars = alt.Chart(frame).mark_bar(stroke="white", strokeWidth=1, height=34).encode(
+        x=alt.X("start:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%", title="cumulative probability after the controls")),
+        x2="end:Q",
+        color=alt.Color("colour:N", scale=None, legend=None),
+        tooltip=[alt.Tooltip("token:N"), alt.Tooltip("id:Q"), alt.Tooltip("rank:Q", title="rank after"),
+                 alt.Tooltip("probability:Q", format=".2%"), alt.Tooltip("start:Q", format=".4f"),
+                 alt.Tooltip("end:Q", format=".4f")],
+    )
+    labels = alt.Chart(frame[frame["probability"] > 0.06]).mark_text(fontSize=11, clip=True).encode(
+        x=alt.X("mid:Q"), text="token:N",
+    ).transform_calculate(mid="(datum.start + datum.end) / 2")
+    rule = alt.Chart(pd.DataFrame({"u": [draw.u], "label": [f"u = {draw.u:.4f}"]})).mark_rule(
+        color="#b91c1c", strokeWidth=2).encode(x="u:Q")
+    rule_label = alt.Chart(pd.DataFrame({"u": [draw.u], "label": [f"u = {draw.u:.4f}"]})).mark_text(
+        color="#b91c1c", dy=-26, fontWeight="bold").encode(x="u:Q", text="label:N")
+    return alt.layer(bars, labels, rule, rule_label).properties(height=80)
+
+
+def draw_sentence(tokenizer, draw: Draw, top_after: float) -> str:
+    """One plain sentence: where u landed, what it picked, and why that need not be the top token."""
+    token = visible(tokenizer.decode([draw.token_id]))
+    sentence = (f"With seed {draw.seed}, step {draw.step + 1} draws u = {draw.u:.4f}. It lands in the stretch of "
+                f"`{token}` (id {draw.token_id}, from {draw.start:.4f} to {draw.end:.4f}), so **Sample** appends "
+                f"`{token}`")
+    if draw.rank_after == 1:
+        return sentence + ", the most likely token."
+    return (sentence + f", rank {draw.rank_after} after the controls with probability {draw.prob:.2%}. The top "
+            f"token owns only the first {top_after:.2%} of the bar: any u past that picks something else.")

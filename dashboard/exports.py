@@ -1,0 +1,56 @@
+"""Downloads: CSV safe to open in a spreadsheet, JSON with the exact text, charts as SVG and PNG."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+# OWASP's CSV-injection rule: a cell starting with one of these is a formula to a spreadsheet.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(value):
+    """`value` made inert for a spreadsheet: text starting with a formula character gets a leading quote."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def csv_bytes(frame: pd.DataFrame) -> bytes:
+    """The table as UTF-8 CSV, every text cell (and header) neutralised; numbers are left as numbers."""
+    safe = frame.copy()
+    for column in safe.columns:
+        if safe[column].dtype == object:
+            safe[column] = safe[column].map(neutralise)
+    safe.columns = [neutralise(str(c)) for c in safe.columns]
+    return safe.to_csv(index=False).encode("utf-8")
+
+
+def json_bytes(records) -> bytes:
+    """Records (or a table) as indented UTF-8 JSON with the exact text (no neutralising: JSON is data)."""
+    if isinstance(records, pd.DataFrame):
+        records = records.to_dict(orient="records")
+    return json.dumps(records, ensure_ascii=False, indent=1).encode("utf-8")
+
+
+def chart_svg(chart) -> bytes:
+    """An Altair chart rendered to SVG by Altair's own converter (vl-convert), interactions dropped."""
+    import vl_convert
+
+    return vl_convert.vegalite_to_svg(_static_spec(chart)).encode("utf-8")
+
+
+def chart_png(chart, scale: float = 2.0) -> bytes:
+    """An Altair chart rendered to a PNG at `scale` times its size by vl-convert."""
+    import vl_convert
+
+    return vl_convert.vegalite_to_png(_static_spec(chart), scale=scale)
+
+
+def _static_spec(chart) -> str:
+    """The chart's Vega-Lite JSON with a fixed width (a page's "container" width means nothing in a file)."""
+    spec = json.loads(chart.to_json())
+    if spec.get("width") == "container" or "width" not in spec:
+        spec["width"] = 640
+    return json.dumps(spec)
