@@ -24,7 +24,9 @@ def csv_bytes(frame: pd.DataFrame) -> bytes:
         if safe[column].dtype == object:
             safe[column] = safe[column].map(neutralise)
     safe.columns = [neutralise(str(c)) for c in safe.columns]
-    return safe.to_csv(index=False).encode("utf-8")
+    # RFC 4180's CRLF: a field holding either line-break character is then quoted (with "\n" alone a bare "\r"
+    # inside a token would split a row in a spreadsheet)
+    return safe.to_csv(index=False, lineterminator="\r\n").encode("utf-8")
 
 
 def json_bytes(records) -> bytes:

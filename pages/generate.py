@@ -69,6 +69,8 @@ def write(prompt_ids: list[int], settings: Settings, stop) -> None:
 def result(prompt_ids: list[int], settings: Settings) -> None:
     """The last generation: figures, the rank-coloured text (scored once, by the model that wrote it)."""
     last = st.session_state.get("gen_last")
+    if last and not last[0].new_ids and last[0].reason == "stopped":
+        st.info("Stopped before the first token: nothing was written.", icon="⏹️")
     if not last or not last[0].new_ids:
         return
     run, scores = last

@@ -210,8 +210,8 @@ def test_fault_drop_raises_and_leaves_no_blob(hub, folders, tmp_path, monkeypatc
     the app sets) huggingface_hub resumes with a Range header. Either way the drop ends in an exception."""
     from huggingface_hub import constants
 
-    if chunk:
-        monkeypatch.setattr(constants, "DOWNLOAD_CHUNK_SIZE", chunk)
+    # the library's default unless the case sets one (the app sets 1 MiB for the whole process once it downloads)
+    monkeypatch.setattr(constants, "DOWNLOAD_CHUNK_SIZE", chunk or 10 * 1024 * 1024)
     hub.fault = "drop"
     cache = tmp_path / "cache"
     assert _download(hub, GPT2, "config.json", cache).read_bytes() == (folders["gpt2"] / "config.json").read_bytes()
