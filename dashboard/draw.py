@@ -123,11 +123,16 @@ def draw_chart(frame: pd.DataFrame, draw: Draw) -> alt.LayerChart:
     labels = alt.Chart(frame[frame["probability"] > 0.06]).mark_text(fontSize=11, clip=True).encode(
         x=alt.X("mid:Q"), text="token:N",
     ).transform_calculate(mid="(datum.start + datum.end) / 2")
-    rule = alt.Chart(pd.DataFrame({"u": [draw.u], "label": [f"u = {draw.u:.4f}"]})).mark_rule(
-        color="#b91c1c", strokeWidth=2).encode(x="u:Q")
-    rule_label = alt.Chart(pd.DataFrame({"u": [draw.u], "label": [f"u = {draw.u:.4f}"]})).mark_text(
-        color="#b91c1c", dy=-26, fontWeight="bold").encode(x="u:Q", text="label:N")
-    return alt.layer(bars, labels, rule, rule_label).properties(height=80)
+    picked = frame[frame["picked"]].assign(mid=lambda f: (f["start"] + f["end"]) / 2)
+    marker = alt.Chart(picked).mark_tick(color=PICK_COLOUR, thickness=8, size=40).encode(x="mid:Q")  # a thin
+    # stretch stays visible
+    spot = pd.DataFrame({"u": [draw.u], "label": [f"u = {draw.u:.4f} → {frame[frame['picked']]['token'].iloc[0]}"
+                                                  if len(picked) else f"u = {draw.u:.4f}"]})
+    rule = alt.Chart(spot).mark_rule(color="#b91c1c", strokeWidth=2).encode(x="u:Q")
+    rule_label = alt.Chart(spot).mark_text(color="#b91c1c", dy=-28, fontWeight="bold",
+                                           align="right" if draw.u > 0.6 else "left",
+                                           dx=-4 if draw.u > 0.6 else 4).encode(x="u:Q", text="label:N")
+    return alt.layer(bars, labels, marker, rule, rule_label).properties(height=100)
 
 
 def draw_sentence(tokenizer, draw: Draw, top_after: float) -> str:
