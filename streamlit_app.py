@@ -13,6 +13,7 @@ pages = [
     st.Page("pages/next-token.py", title="Next token", icon="🎲", url_path="next-token"),
     st.Page("pages/generate.py", title="Generate", icon="✍️", url_path="generate"),
     st.Page("pages/compare.py", title="Compare", icon="⚖️", url_path="compare"),
+    st.Page("pages/inside.py", title="Inside the model", icon="🔬", url_path="inside"),
 ]
 page = st.navigation(pages, position="hidden")  # the sidebar's own links carry model and prompt along
 ui.apply_link(page.url_path)

@@ -13,7 +13,10 @@ MAX_PATH_STEPS = 256  # appended tokens a link may carry
 MAX_COLUMNS = 4  # prompts on the compare page
 MIN_COLUMNS = 2
 PAGE_FLAGS = ("run",)  # run=1: Generate replays the shared generation once on opening
-SINGLE = ("model", *CONTROLS, *PAGE_FLAGS)  # parameters that take one value
+INSIDE_VIEWS = ("lens", "attention", "attribution")
+INSIDE_INDEXES = ("layer", "head", "position")  # checked against the model by the Inside page itself
+MAX_INDEX = 100_000
+SINGLE = ("model", *CONTROLS, *PAGE_FLAGS, "view", *INSIDE_INDEXES)  # parameters that take one value
 HOW_CODES = {"m": "most likely", "s": "sampled", "p": "picked"}
 
 
@@ -70,6 +73,20 @@ def check_params(params: dict[str, list[str]], models: list[str], default_model:
             state.values[name] = value
             if notice:
                 state.note(name, notice)
+        elif name == "view":
+            if raw in INSIDE_VIEWS:
+                state.values["view"] = raw
+            else:
+                state.values["view"] = INSIDE_VIEWS[0]
+                state.note(name, f"`view` = {_short(raw)!r} is not one of {', '.join(INSIDE_VIEWS)}; using "
+                                 f"{INSIDE_VIEWS[0]!r}.")
+        elif name in INSIDE_INDEXES:
+            if name == "head" and raw == "mean":
+                state.values[name] = "mean"
+            elif raw.isdigit() and int(raw) <= MAX_INDEX:
+                state.values[name] = int(raw)
+            else:
+                state.note(name, f"`{name}` = {_short(raw)!r} is not a valid index; it was ignored.")
         elif name == "run":
             if raw == "1":
                 state.values["run"] = True

@@ -324,6 +324,11 @@ def _rendered(name: str, default=None) -> None:
     st.session_state.setdefault("_ts_rendered", {})[name] = default
 
 
+def bound(name: str, default) -> None:
+    """Note that the page drew a widget bound to ?`name`= whose default is `default` (for the share link)."""
+    _rendered(name, default)
+
+
 def share_extra(params: dict[str, list[str]]) -> None:
     """Parameters a page adds to its share link this run (e.g. Generate's run=1 when it shows a generation)."""
     st.session_state.setdefault("_ts_share_extra", {}).update(params)

@@ -1,0 +1,156 @@
+"""Streamlit sections of the Inside page: the session's cached study of one prompt (one forward, the lens, the
+attribution), the selectors bound to the link, and what to read into attribution."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+import torch
+
+from dashboard import inside, ui
+from dashboard.inside_charts import MAX_LENS_POSITIONS
+from dashboard.links import decode_path
+from dashboard.tokens import encode, fit_context, visible
+
+ATTRIBUTION_NOTE = {
+    "occlusion": "**How to read it.** Each bar is how much the chosen token's log-probability drops when that one "
+                 "input token is left out (all the variants run as one batch). Tall bars: tokens the prediction "
+                 "leans on. **Limits:** leaving a token out also shifts every later position and makes text the "
+                 "model never saw; tokens that matter only together (a name split into pieces) each look small.",
+    "gradient × input": "**How to read it.** Each bar is the gradient of the chosen token's log-probability with "
+                        "respect to that token's embedding, dotted with the embedding: how much the prediction would "
+                        "move if that token's embedding were scaled up a little. **Limits:** it is a first-order, "
+                        "local view — saturated tokens can matter a lot and still score near zero, and signs can "
+                        "flip between neighbouring tokens.",
+}
+_MEMO = "_in_study"
+
+
+class Study:
+    """Everything the page shows for one model and token sequence, computed once and kept in the session:
+    moving a selector costs no forward."""
+
+    def __init__(self, loaded, ids: list[int]):
+        self.loaded, self.model, self.tok, self.ids = loaded, loaded.model, loaded.tokenizer, ids
+        self.fwd = inside.run_forward(self.model, ids)  # hidden states; attentions only when asked for
+        self._memo: dict = {}
+
+    def _once(self, key, make):
+        if key not in self._memo:
+            self._memo[key] = make()
+        return self._memo[key]
+
+    def track(self) -> pd.DataFrame:
+        """Rank and probability of the final choice at every layer of the last position (computed first)."""
+        last = self._once("last", lambda: inside.lens_last_position(self.model, self.fwd))
+        return self._once("track", lambda: inside.final_choice_track(last, int(self.fwd.logits.argmax())))
+
+    def lens_table(self) -> tuple[pd.DataFrame, list[int]]:
+        """(top token per layer × position for the last up to 32 positions, those positions)."""
+        positions = list(range(max(0, len(self.ids) - MAX_LENS_POSITIONS), len(self.ids)))
+
+        def make():
+            lens = inside.lens_logits(self.model, self.fwd, positions=positions)  # (layers + 1, positions, vocab)
+            return inside.lens_table(lens, self.tok, positions=positions)
+        return self._once("table", make), positions
+
+    def lens_row(self, layer: int, position: int) -> torch.Tensor:
+        """The lens logits (vocab,) of one cell: that layer's guess after that position."""
+        return self._once(("row", layer, position),
+                          lambda: inside.lens_logits(self.model, self.fwd, positions=[position], layers=[layer])[0, 0])
+
+    def with_attention(self) -> inside.Forward:
+        """The same forward with attention weights (eager attention, for this forward only)."""
+        return self._once("attention", lambda: inside.run_forward(self.model, self.ids, attentions=True))
+
+    def attribution(self, target: int, method: str) -> torch.Tensor:
+        """Per input token scores (seq,) for `target` as the next token."""
+        how = inside.occlusion if method == "occlusion" else inside.grad_x_input
+        return self._once(("attr", target, method), lambda: how(self.model, self.ids, target))
+
+
+def study(loaded, prompt: str) -> Study:
+    """The session's study of this prompt (and the next-token page's appended path, when it is for this prompt)."""
+    ids, cut = fit_context(encode(loaded.tokenizer, prompt), loaded.context_length, 1, loaded.spec.label)
+    ui.context_notice(cut)
+    path = st.session_state.get("nt_path")
+    if path is not None and st.session_state.get("nt_path_for") == (loaded.spec.key, tuple(ids)) and path.steps:
+        ids = path.ids  # the appended tokens come along
+    elif st.query_params.get("path"):
+        extra, notice = decode_path(st.query_params.get("path"), loaded.vocab_size)
+        if notice:
+            ui.add_notice(notice)
+        ids = (ids + [t for t, _ in extra])[-(loaded.context_length - 1):]
+    memo = st.session_state.get(_MEMO)
+    if memo is None or memo.ids != ids or memo.model is not loaded.model:
+        memo = Study(loaded, ids)
+        st.session_state[_MEMO] = memo
+    return memo
+
+
+def keep_valid(key: str, options: list, default) -> None:
+    """A bound selector's value (from a link or an earlier model) that is not an option becomes `default`,
+    with a notice, before the widget is drawn."""
+    value = st.session_state.get(key)
+    if value is not None and value not in options:
+        ui.add_notice(f"`{key}` = {str(value)[:20]!r} does not exist for this model and prompt; using {default!r}.")
+        st.session_state[key] = default
+
+
+def layer_and_position(n_layers: int, seq: int, first_layer: int) -> tuple[int, int]:
+    """Layer and position selectors bound to the link (?layer=&position=); defaults: the last of each."""
+    layers, positions = list(range(first_layer, n_layers + 1)), list(range(seq))
+    keep_valid("layer", layers, n_layers)
+    keep_valid("position", positions, seq - 1)
+    left, right = st.columns(2)
+    layer = left.selectbox("Layer", layers, index=len(layers) - 1, key="layer", bind="query-params",
+                           format_func=lambda l: "0 (embeddings)" if l == 0 else f"{l}")
+    position = right.selectbox("Position", positions, index=seq - 1, key="position", bind="query-params")
+    ui.bound("layer", n_layers)
+    ui.bound("position", seq - 1)
+    return int(layer), int(position)
+
+
+def _apply_click(event, name: str, fields: dict[str, str]) -> None:
+    """Copy a chart click into bound selectors, once per new click (the chart keeps its selection)."""
+    chosen = (event.selection.get(name) or [{}])[0] if event and event.selection else {}
+    if not chosen or st.session_state.get(f"_in_click_{name}") == chosen:
+        return
+    st.session_state[f"_in_click_{name}"] = chosen
+    for field, key in fields.items():
+        if field in chosen:
+            st.session_state[key] = int(chosen[field])
+
+
+def apply_cell_click(event, name: str) -> None:
+    """A lens cell clicked: its layer and position become the selected ones."""
+    _apply_click(event, name, {"layer": "layer", "position": "position"})
+
+
+def apply_row_click(event, name: str) -> None:
+    """An attention row clicked: that query token becomes the selected position."""
+    _apply_click(event, name, {"q": "position"})
+
+
+def target_picker(study: Study) -> int:
+    """The next token to explain: the argmax unless the user picks another of the top 10."""
+    probs = torch.softmax(study.fwd.logits, -1)
+    top = torch.topk(probs, 10)
+    options = top.indices.tolist()
+    label = {t: f"{visible(study.tok.decode([t]))} ({p:.1%})" for t, p in zip(options, top.values.tolist())}
+    return int(st.selectbox("Explain the next token", options, key="in_target", format_func=label.get,
+                            help="The model's top choice by default; pick another of its top 10 to see what "
+                                 "speaks for that one."))
+
+
+def attention_frame(weights: torch.Tensor, tokens: list[str]) -> pd.DataFrame:
+    """Attention weights as a long table: query position and token, key position and token, weight."""
+    n = len(tokens)
+    return pd.DataFrame([{"query": q, "query token": tokens[q], "key": k, "key token": tokens[k],
+                          "weight": float(weights[q, k])} for q in range(n) for k in range(n)])
+
+
+def attribution_frame(scores: torch.Tensor, tokens: list[str], ids: list[int]) -> pd.DataFrame:
+    """Attribution scores as a table: position, token, id, score."""
+    return pd.DataFrame({"position": range(len(tokens)), "token": tokens, "id": ids,
+                         "score": [float(s) for s in scores]})
