@@ -103,8 +103,8 @@ def layer_and_position(n_layers: int, seq: int, first_layer: int) -> tuple[int, 
     keep_valid("layer", layers, n_layers)
     keep_valid("position", positions, seq - 1)
     left, right = st.columns(2)
-    layer = left.selectbox("Layer", layers, index=len(layers) - 1, key="layer", bind="query-params",
-                           format_func=lambda l: "0 (embeddings)" if l == 0 else f"{l}")
+    layer = left.selectbox("Layer" + (" (0 = embeddings)" if first_layer == 0 else ""), layers,
+                           index=len(layers) - 1, key="layer", bind="query-params")  # shown as is: the link gets it
     position = right.selectbox("Position", positions, index=seq - 1, key="position", bind="query-params")
     ui.bound("layer", n_layers)
     ui.bound("position", seq - 1)

@@ -61,8 +61,8 @@ def attention_section(study: views.Study) -> None:
     layer, position = views.layer_and_position(fwd.n_layers, len(study.ids), first_layer=1)
     heads = ["mean", *range(fwd.attentions.shape[1])]
     views.keep_valid("head", heads, "mean")
-    head = st.selectbox("Head", heads, key="head", bind="query-params",
-                        format_func=lambda h: "mean of heads" if h == "mean" else f"head {h}")
+    head = st.selectbox("Head (or the mean of heads)", heads, key="head", bind="query-params")  # no format_func:
+    # a bound widget writes what it shows into the link
     ui.bound("head", "mean")
     weights = inside.attention_map(fwd, layer - 1, None if head == "mean" else int(head))  # layer l = block l-1
     tokens = [study.tok.decode([i]) for i in study.ids]
@@ -99,7 +99,6 @@ if prompt is not None and loaded is not None:
     else:
         study = views.study(loaded, prompt)
         views.keep_valid("view", list(INSIDE_VIEWS), INSIDE_VIEWS[0])
-        view = st.segmented_control("View", INSIDE_VIEWS, key="view", bind="query-params",
-                                    format_func=str.capitalize) or INSIDE_VIEWS[0]
+        view = st.segmented_control("View", INSIDE_VIEWS, key="view", bind="query-params") or INSIDE_VIEWS[0]
         ui.bound("view", INSIDE_VIEWS[0])
         {"lens": lens_section, "attention": attention_section, "attribution": attribution_section}[view](study)
