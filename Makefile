@@ -37,11 +37,14 @@ install: $(STAMP)
 run: install
 	$(BIN)/streamlit run streamlit_app.py --server.port $(PORT)
 
-# Debian's Chromium for the browser tests (browser downloads are not possible here).
+# Debian's Chromium for the browser tests (browser downloads are not possible here). The browser tests need it:
+# when it cannot be installed, this rule fails (and so does `make test`), saying why.
 browser:
 	@test -x /usr/bin/chromium || { \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-	  || echo "chromium could not be installed: browser tests will be skipped"; }
+	  && test -x /usr/bin/chromium \
+	  || { echo "make browser: chromium could not be installed (apt-get install chromium failed);" \
+	            "the browser tests (tests/e2e) need /usr/bin/chromium" >&2; exit 1; }; }
 
 test: install browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

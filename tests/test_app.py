@@ -1,48 +1,11 @@
 """Every page through Streamlit's AppTest, on the bundled model (and GPT-2's offline tokenizer)."""
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from dashboard.tokens import encode
-from conftest import ROOT, SEED_IDS, SEED_PROMPT, SEED_TOKENS
+from conftest import SEED_IDS, SEED_PROMPT, SEED_TOKENS, ForwardCounter, open_page, texts
 
 pytestmark = pytest.mark.app
-
-
-@pytest.fixture(autouse=True)
-def _navigation_mode(monkeypatch):
-    """AppTest re-detects Streamlit's legacy `pages/` mode before every run; a real server does so once and
-    ui.page_guard() switches it off for good (a deep link's first run), which the browser tests cover.
-    Here every run starts where a real server is after that first run."""
-    from streamlit.runtime.pages_manager import PagesManager
-
-    original = PagesManager.__init__
-
-    def init(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", init)
-TIMEOUT = 180  # the first run may load the model
-
-
-def open_page(page: str, **params) -> AppTest:
-    """A fresh session opened on a link: the entry runs with the query params, then the page."""
-    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=TIMEOUT)
-    for key, value in params.items():
-        at.query_params[key] = value
-    at.run()  # AppTest resolves st.navigation's url paths only after a first run
-    if page:
-        at.switch_page(page)
-        at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def texts(at) -> str:
-    parts = [m.value for m in at.markdown] + [e.value for e in at.info] + [e.value for e in at.warning]
-    parts += [e.value for e in at.error]
-    return "\n".join(str(p) for p in parts)
 
 
 def test_home_page_links_every_page(smollm):
@@ -68,7 +31,7 @@ def test_tokenize_bundled_model_by_default(smollm):
 
 def test_next_token_shows_real_distribution_and_append_changes_text(smollm):
     at = open_page("pages/next-token.py")
-    assert len(at.get("vega_lite_chart")) == 1
+    assert len(at.get("vega_lite_chart")) == 2  # the distribution and the draw
     path = at.session_state["nt_path"]
     top = int(path.logits.argmax())
     metrics = {m.label: m.value for m in at.metric}
@@ -81,28 +44,6 @@ def test_next_token_shows_real_distribution_and_append_changes_text(smollm):
     assert history["id"].tolist() == [top] and history["rank"].tolist() == [1]
     at.button(key="nt_undo").click().run()
     assert len(at.session_state["nt_path"].steps) == 0
-
-
-@pytest.fixture
-def app_model(smollm):
-    """The model object the running app uses: the process-wide loaded copy, not a test's own."""
-    from dashboard import models
-
-    return models.LOADED.get("smollm2-135m").model
-
-
-class ForwardCounter:
-    """Counts forward calls of the shared model while active."""
-
-    def __init__(self, model):
-        self.n = 0
-        self.handle = model.register_forward_hook(self._hook)
-
-    def _hook(self, *args):
-        self.n += 1
-
-    def close(self):
-        self.handle.remove()
 
 
 @pytest.mark.parametrize(
@@ -238,3 +179,279 @@ def test_score_text_gives_perplexity_and_table(smollm):
     assert float(metrics["Perplexity"]) > 1
     table = at.dataframe[-1].value
     assert table["position"].iloc[0] == 1 and (table["rank"] >= 1).all()
+
+
+# --------------------------------------------------------------------------- features with real values
+
+
+def vega_chart(at, param: str | None = None):
+    """(spec, rows) of the first Vega-Lite chart on the page (with selection parameter `param`, when given): the
+    spec as a dict, and its data as a DataFrame (Streamlit ships the data apart from the spec, as Arrow)."""
+    import json
+
+    import pyarrow as pa
+
+    for chart in at.get("vega_lite_chart"):
+        spec = json.loads(chart.proto.spec)
+        if param is None or any(p.get("name") == param for p in spec.get("params", [])):
+            frames = [pa.ipc.open_stream(d.data.data).read_pandas() for d in chart.proto.datasets]
+            return spec, frames[0] if frames else None
+    raise AssertionError(f"no Vega-Lite chart with parameter {param!r} on the page")
+
+
+@pytest.fixture
+def tiny_local_gpt2(tmp_path, monkeypatch):
+    """The operator's local tiny GPT-2 (GPT-2's vocabulary, random weights) registered through TOKENSCOPE_MODELS;
+    its model key. Loaded models are forgotten afterwards."""
+    from hubstub import make_tiny_gpt2
+
+    from dashboard import models
+
+    folder = make_tiny_gpt2(tmp_path / "tiny-gpt2")
+    monkeypatch.setenv(models.MODELS_ENV, str(folder))
+    yield "local-tiny-gpt2"
+    models.LOADED.clear()
+
+
+def test_compare_across_two_models_says_different_models_and_uses_each_models_numbers(smollm, tiny_local_gpt2):
+    import torch
+
+    from dashboard import models
+    from dashboard.generation import next_token_logits
+
+    at = open_page("pages/compare.py")
+    at.button(key="cmp_add").click().run()  # three columns: bundled, tiny GPT-2, bundled
+    at.selectbox(key="cmp_model_1").select(tiny_local_gpt2).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.query_params["cmodel"] == ["(sidebar model)", tiny_local_gpt2, "(sidebar model)"]
+    tiny = models.LOADED.peek(tiny_local_gpt2)
+    assert tiny is not None  # the column really ran on the other model
+
+    rows = at.table[0].value
+    by_pair = {r["pair"]: r for r in rows.to_dict("records")}
+    assert set(by_pair) == {"Prompt 1 → Prompt 2", "Prompt 1 → Prompt 3", "Prompt 2 → Prompt 3"}
+    for pair in ("Prompt 1 → Prompt 2", "Prompt 2 → Prompt 3"):  # a different vocabulary: nothing to compare
+        assert by_pair[pair]["reading"].startswith("different models"), by_pair[pair]
+        assert by_pair[pair]["KL (bits)"] == "—" and by_pair[pair]["JS (bits)"] == "—"
+    same = by_pair["Prompt 1 → Prompt 3"]  # both on the bundled model: real divergences
+    assert float(same["JS (bits)"]) > 0 and not same["reading"].startswith("different models")
+
+    # Each column's bars are its own model's probabilities: Prompt 2's top token as the tiny GPT-2 gives it.
+    prompt2 = at.text_area(key="cmp_prompt_1").value
+    probs = next_token_logits(tiny.model, encode(tiny.tokenizer, prompt2)).softmax(-1)
+    top = int(probs.argmax())
+    _, data = vega_chart(at)
+    from dashboard.tokens import visible
+
+    bar = data[(data["column"] == "Prompt 2") & (data["token"] == visible(tiny.tokenizer.decode([top])))]
+    assert len(bar) == 1 and bar["probability"].iloc[0] == pytest.approx(float(probs[top]), abs=1e-5)
+    smol_probs = next_token_logits(smollm.model, encode(smollm.tokenizer, at.text_area(key="cmp_prompt_0").value)).softmax(-1)
+    smol_top = int(smol_probs.argmax())
+    bar = data[(data["column"] == "Prompt 1") & (data["token"] == visible(smollm.tokenizer.decode([smol_top])))]
+    assert len(bar) == 1 and bar["probability"].iloc[0] == pytest.approx(float(smol_probs[smol_top]), abs=1e-4)
+    assert not torch.equal(probs[:100], smol_probs[:100])
+
+
+def test_compare_remove_a_column_shrinks_the_columns_and_the_link(smollm):
+    at = open_page("pages/compare.py")
+    assert at.button(key="cmp_remove").disabled  # two columns is the minimum
+    at.button(key="cmp_add").click().run()
+    at.text_area(key="cmp_prompt_2").set_value("Paris is the capital of").run()
+    assert at.session_state["cmp_n"] == 3
+    assert len(at.query_params["prompt"]) == 3 and at.query_params["prompt"][2] == "Paris is the capital of"
+    assert len(at.table[0].value) == 3  # every pair of three columns
+    at.button(key="cmp_remove").click().run()
+    assert not at.exception
+    assert at.session_state["cmp_n"] == 2
+    assert [t.key for t in at.text_area if t.key.startswith("cmp_prompt_")] == ["cmp_prompt_0", "cmp_prompt_1"]
+    assert at.query_params["prompt"] == [at.text_area(key="cmp_prompt_0").value, at.text_area(key="cmp_prompt_1").value]
+    assert len(at.table[0].value) == 1  # one pair left
+    assert at.button(key="cmp_remove").disabled
+
+
+def test_tokenize_second_tokenizer_shows_both_counts(smollm, gpt2_tokenizer):
+    import re
+
+    prompt = "Tokenizers split unbelievably long words into subwords, 1234567 digits and émojis 🦄."
+    at = open_page("pages/tokenize.py", prompt=prompt)
+    assert [k for k in at.selectbox(key="tok_compare").options if k == "smollm2-135m"] == []  # not itself
+    at.selectbox(key="tok_compare").select("gpt2").run()
+    assert not at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    n_smol = len(encode(smollm.tokenizer, prompt))
+    n_gpt2 = len(encode(gpt2_tokenizer, prompt))
+    assert n_smol != n_gpt2  # the two tokenizers split this text differently
+    assert metrics["smollm2-135m: tokens"] == f"{n_smol:,}" and metrics["gpt2: tokens"] == f"{n_gpt2:,}"
+    assert metrics["Tokens"] == f"{n_smol:,}"  # the page's own tokenizer is still the sidebar's
+    # the second column's chips carry GPT-2's ids, in order
+    bodies = [e.proto.body for e in at.get("html")]
+    chip_ids = [[int(i) for i in re.findall(r'title="#\d+ id (\d+):', b)] for b in bodies]
+    assert encode(gpt2_tokenizer, prompt) in chip_ids and encode(smollm.tokenizer, prompt) in chip_ids
+
+
+def test_next_token_keeps_the_last_1024_tokens_of_a_longer_prompt(smollm):
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    prompt = " ".join(letters[(i * i + 3 * i) % 26] for i in range(1500))  # ~1,500 tokens in 2,999 characters
+    ids = encode(smollm.tokenizer, prompt)
+    assert len(ids) > 1024 and len(prompt) <= 4000
+    at = open_page("pages/next-token.py", prompt=prompt)
+    path = at.session_state["nt_path"]
+    assert path.prompt_ids == ids[-1024:]
+    assert (f"The prompt has {len(ids):,} tokens; prompts are limited to their last 1,024 tokens, so its first "
+            f"{len(ids) - 1024:,} tokens were dropped (the last 1,024 are used).") in texts(at)
+    assert at.text_area(key="prompt").value == prompt  # what the user typed is kept whole
+
+
+def test_next_token_view_and_log_scale_change_the_chart(smollm):
+    import math
+
+    at = open_page("pages/next-token.py")
+    path = at.session_state["nt_path"]
+    probs = path.logits.softmax(-1)
+    top = int(probs.argmax())
+
+    spec, data = vega_chart(at, "pick")
+    assert spec["encoding"]["x"]["title"] == "probability" and spec["encoding"]["x"]["scale"] == {"zero": True}
+    before = data[(data["series"] == "before") & (data["id"] == top)]["value"]
+    assert before.iloc[0] == pytest.approx(float(probs[top]), rel=1e-5)
+    assert not at.toggle(key="nt_log").disabled
+
+    at.toggle(key="nt_log").set_value(True).run()
+    spec, data = vega_chart(at, "pick")
+    assert spec["encoding"]["x"]["scale"] == {"type": "log"} and (data["value"] > 0).all()
+
+    at.segmented_control(key="nt_view").set_value("log-probability").run()
+    spec, data = vega_chart(at, "pick")
+    assert spec["encoding"]["x"]["title"] == "log-probability (natural log)"
+    assert spec["encoding"]["x"]["scale"] == {"zero": False}  # no log scale for a log-probability
+    assert at.toggle(key="nt_log").disabled
+    before = data[(data["series"] == "before") & (data["id"] == top)]["value"]
+    assert before.iloc[0] == pytest.approx(math.log(float(probs[top])), abs=1e-4) and (data["value"] <= 0).all()
+
+    at.segmented_control(key="nt_view").set_value("logit").run()
+    spec, data = vega_chart(at, "pick")
+    assert spec["encoding"]["x"]["title"] == "logit"
+    before = data[(data["series"] == "before") & (data["id"] == top)]["value"]
+    assert before.iloc[0] == pytest.approx(float(path.logits[top]), abs=1e-4)
+
+
+def test_dismiss_removes_the_notices_of_a_bad_link(smollm):
+    at = open_page("pages/next-token.py", temperature="nan")
+    notice = "`temperature` = NaN is not a number; using 1.0."
+    assert notice in [w.value for w in at.warning]
+    assert at.slider(key="temperature").value == 1.0
+    at.button(key="ts_dismiss_notices").click().run()
+    assert not at.exception
+    assert notice not in [w.value for w in at.warning]
+    assert not at.session_state["_ts_notices"]
+    assert [b for b in at.button if b.key == "ts_dismiss_notices"] == []
+    at.slider(key="top_k").set_value(5).run()  # the next run does not bring them back
+    assert notice not in [w.value for w in at.warning]
+
+
+# A read-only weight cache. Tests run as root here, and root writes through chmod: the folders are made
+# immutable instead (chattr +i, which stops root too); as another user, chmod is enough. Where neither is
+# possible (root without CAP_LINUX_IMMUTABLE, or a file system without the attribute), the unwritable spots are
+# made with what root cannot write through either: a directory where the app writes a file (.verified), and a
+# regular file where it makes a folder (the cache root).
+
+
+def _lock(folder) -> bool:
+    """Make `folder` unwritable for this process (no entry can be added, removed or renamed); False if impossible."""
+    import os
+    import subprocess
+
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+    else:
+        subprocess.run(["chattr", "+i", str(folder)], capture_output=True)
+    probe = folder / ".write-probe"
+    try:
+        probe.write_text("x")
+    except OSError:
+        return True
+    probe.unlink()
+    _unlock(folder)
+    return False
+
+
+def _unlock(folder) -> None:
+    import os
+    import subprocess
+
+    if os.geteuid() == 0:
+        subprocess.run(["chattr", "-i", str(folder)], capture_output=True)
+    folder.chmod(0o755)
+
+
+@pytest.fixture
+def own_cache(smollm, tmp_path, monkeypatch):
+    """(cache root, cache folder): a copy of the valid weight cache under tmp_path, without its .verified stamp,
+    made the app's cache (TOKENSCOPE_CACHE) with no model loaded; whatever was locked is unlocked afterwards."""
+    import shutil
+
+    from dashboard import models
+
+    source = models.bundled_cache_dir(models.bundled_gguf_path())
+    assert models.cache_problem(source) is None
+    root = tmp_path / "cache"
+    folder = root / source.name
+    shutil.copytree(source, folder)
+    (folder / ".verified").unlink(missing_ok=True)
+    monkeypatch.setenv(models.CACHE_ENV, str(root))
+    assert models.bundled_cache_dir(models.bundled_gguf_path()) == folder
+    models.LOADED.clear()
+    yield root, folder
+    for path in (folder, root):
+        if path.is_dir():
+            _unlock(path)
+    models.LOADED.clear()
+
+
+def test_a_read_only_weight_cache_still_loads_without_a_notice(own_cache):
+    from dashboard import models, weights
+
+    root, folder = own_cache
+    # In a writable copy the check writes its stamp: a read-only cache really takes the failing write.
+    assert weights.cache_problem(folder) is None and (folder / ".verified").is_file()
+    (folder / ".verified").unlink()
+    listing = sorted(p.name for p in folder.iterdir())
+    if not _lock(folder):
+        (folder / ".verified").mkdir()  # writing the stamp file fails (IsADirectoryError), even for root
+        listing = sorted(p.name for p in folder.iterdir())
+
+    at = open_page("pages/next-token.py")
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    loaded = models.LOADED.peek("smollm2-135m")
+    assert loaded.how == "weight cache" and loaded.notices == []
+    assert [t.value for t in at.toast] == []
+    assert len(at.session_state["nt_path"].ids) == 11 and {m.label for m in at.metric} >= {"Entropy before"}
+    assert sorted(p.name for p in folder.iterdir()) == listing and not (folder / ".verified").is_file()
+
+
+def test_a_damaged_read_only_weight_cache_is_rebuilt_in_memory_with_a_notice(own_cache, monkeypatch):
+    from dashboard import models
+
+    root, folder = own_cache
+    weights_file = folder / "model.safetensors"
+    weights_file.write_bytes(weights_file.read_bytes()[:1000])  # truncated, as after a crash mid-write
+    if _lock(root) and _lock(folder):
+        rebuilt_notice = True  # the damaged cache is there to be found, and nothing can be written next to it
+    else:
+        _unlock(root)
+        blocked = root.parent / "cache-is-a-file"
+        blocked.write_text("not a folder")
+        monkeypatch.setenv(models.CACHE_ENV, str(blocked))  # no cache can be read or written there
+        rebuilt_notice = False
+
+    at = open_page("pages/next-token.py")  # dequantizes the GGUF (~30-60 s), then fails to write the cache
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    loaded = models.LOADED.peek("smollm2-135m")
+    assert loaded.how == "dequantized GGUF"
+    toasts = [t.value for t in at.toast]
+    assert any(t.startswith("The weight cache could not be written (") and "the next start will be slow too" in t
+               for t in toasts), toasts
+    if rebuilt_notice:
+        assert any("was rebuilt" in t and "truncated" in t for t in toasts), toasts
+        assert weights_file.stat().st_size == 1000 and sorted(p.name for p in root.iterdir()) == [folder.name]
+    assert len(at.session_state["nt_path"].ids) == 11  # the page works on the rebuilt model

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from dashboard.tokens import MAX_PROMPT_CHARS
-from test_app import open_page, texts, _navigation_mode  # noqa: F401  (autouse fixture)
+from conftest import open_page, texts
 
 pytestmark = pytest.mark.app
 
@@ -117,15 +117,3 @@ def test_broken_local_model_shows_an_error_panel_and_other_models_work(smollm, m
     assert "could not be loaded" in texts(at) or "not available" in texts(at)
     at = open_page("pages/tokenize.py")  # the bundled model still works
     assert len(at.dataframe) == 1
-
-
-def test_stopping_generation_leaves_no_thread(smollm):
-    import threading
-
-    before = threading.active_count()
-    at = open_page("pages/generate.py")
-    at.slider(key="max_new_tokens").set_value(40).run()
-    at.button(key="gen_go").click().run()
-    assert not at.exception
-    assert threading.active_count() <= before + 1  # AppTest's own script thread at most
-    assert not [t for t in threading.enumerate() if t.name.startswith("tokenscope")]

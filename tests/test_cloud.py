@@ -9,8 +9,7 @@ import sys
 import textwrap
 
 
-from conftest import ROOT, SEED_IDS, SEED_PROMPT
-from test_app import open_page, texts, _navigation_mode  # noqa: F401  (autouse fixture)
+from conftest import ROOT, SEED_IDS, SEED_PROMPT, open_page, texts
 
 
 def _requirement_names(path) -> set[str]:

@@ -9,8 +9,7 @@ from dashboard.models import context_length
 from dashboard.sampling import Settings
 from dashboard.tokens import MAX_PROMPT_TOKENS, fit_context
 
-from conftest import SEED_PROMPT
-from test_app import open_page, texts, _navigation_mode  # noqa: F401  (autouse fixture)
+from conftest import SEED_PROMPT, open_page, texts
 
 LONG_PROMPT = " ".join(["the quick brown fox jumps over the lazy dog"] * 80)  # 720 words
 

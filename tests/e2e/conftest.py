@@ -21,6 +21,11 @@ from pathlib import Path
 
 import pytest
 
+try:  # the test modules import `expect` from here, so a missing Playwright fails each browser test with its fix
+    from playwright.sync_api import expect
+except ImportError:  # (the `playwright_instance` fixture) instead of stopping the whole run at collection
+    expect = None
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -78,15 +83,11 @@ _SETTLED_JS = """
 
 
 def pytest_collection_modifyitems(config, items):
-    """Every test under tests/e2e is an e2e test; without Chromium (and outside CI) they are all skipped."""
-    skip = None
-    if not Path(CHROMIUM).exists() and not os.environ.get("CI"):
-        skip = pytest.mark.skip(reason=f"{CHROMIUM} is missing (run `make browser`); browser tests skipped")
+    """Every test under tests/e2e is an e2e test. Nothing is skipped: without Playwright or Chromium every browser
+    test fails (see the `playwright_instance` and `browser` fixtures), saying how to install the missing piece."""
     for item in items:
         if HERE in Path(str(item.fspath)).resolve().parents:
             item.add_marker(pytest.mark.e2e)
-            if skip is not None:
-                item.add_marker(skip)
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -234,24 +235,25 @@ def fresh_app_server(request):
 
 @pytest.fixture(scope="session")
 def playwright_instance():
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        if os.environ.get("CI"):
-            pytest.fail("the playwright package must be installed in CI (requirements-test.txt)")
-        pytest.skip("the playwright package is not installed")
+    """Playwright's sync API; every browser test fails (never skips) when the package is missing."""
+    if expect is None:
+        pytest.fail(
+            "the playwright package is not installed in this environment: run `make install` "
+            "(it installs requirements-test.txt into .venv), or `.venv/bin/pip install -r requirements-test.txt`",
+            pytrace=False,
+        )
+    from playwright.sync_api import sync_playwright
+
     with sync_playwright() as p:
         yield p
 
 
 @pytest.fixture(scope="session")
 def browser(playwright_instance):
-    """Debian's Chromium, headless, driven by Playwright (no browser download)."""
+    """Debian's Chromium, headless, driven by Playwright (no browser download). Fails (never skips) without it."""
     if not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} is missing in CI: `make browser` must install Debian's chromium")
-        pytest.skip(f"{CHROMIUM} is missing (run `make browser`)")
-    from playwright.sync_api import expect
+        pytest.fail(f"{CHROMIUM} is missing: run `make browser` (it installs Debian's chromium with apt-get)",
+                    pytrace=False)
 
     expect.set_options(timeout=DEFAULT_TIMEOUT_MS)
     browser = playwright_instance.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS, headless=True)
@@ -347,3 +349,70 @@ def open_app(page, url: str, timeout_s: float = FIRST_LOAD_TIMEOUT_S) -> None:
     """Open `url` like a person typing it into the address bar, and wait for the app to settle."""
     page.goto(url, wait_until="domcontentloaded")
     wait_for_app(page, timeout_s)
+
+
+# --------------------------------------------------------------------------- hostile markup (XSS) checks
+
+# Payloads point at this address (the discard port on this machine, where nothing answers): a request for it can
+# only come from payload markup that became an element (an <img>, <script src>, <iframe>, SVG <image>, …).
+# Payloads write it protocol-relative (XSS_SRC), so that Markdown's autolinking cannot break the markup up first.
+XSS_URL = "http://127.0.0.1:9/"
+XSS_SRC = "//127.0.0.1:9/"
+XSS_JS = "window.__xss=1"  # what every payload's script, handler or javascript: link would run
+
+# Every element in one frame that payload markup could have made: an element that loads or runs things (script, img,
+# svg and its parts, iframe, object, …) with a marker in any attribute, a <script> with a marker in its text, any
+# element with an on* handler or an attribute holding the payload's address (the app's own links carry a prompt
+# only URL-encoded), and any link to javascript:.
+_INJECTED_JS = """
+([jsMarkers, urlMarkers]) => {
+  const risky = new Set(['script', 'img', 'image', 'svg', 'iframe', 'frame', 'object', 'embed', 'video', 'audio',
+                         'source', 'link', 'meta', 'style', 'form', 'input', 'base', 'use', 'animate', 'set']);
+  const hasUrl = (text) => urlMarkers.some((m) => (text || '').includes(m));
+  const has = (text) => hasUrl(text) || jsMarkers.some((m) => (text || '').includes(m));
+  const urlAttrs = ['href', 'src', 'xlink:href', 'action', 'formaction', 'data', 'srcdoc'];
+  const found = [];
+  for (const el of document.querySelectorAll('*')) {
+    const tag = el.tagName.toLowerCase();
+    for (const attr of el.attributes) {
+      const name = attr.name.toLowerCase();
+      const value = attr.value;
+      if ((name.startsWith('on') && has(value)) || (risky.has(tag) && has(value)) || hasUrl(value)
+          || (urlAttrs.includes(name) && value.trim().toLowerCase().startsWith('javascript:'))) {
+        found.push(`<${tag} ${name}="${value.slice(0, 120)}">`);
+      }
+    }
+    if (tag === 'script' && has(el.textContent)) found.push(`<script>${el.textContent.slice(0, 120)}</script>`);
+  }
+  return found;
+}
+"""
+
+
+def injected_elements(page, js_markers=("__xss",), url_markers=("127.0.0.1:9/",)) -> list[str]:
+    """Elements made from hostile markup, in every frame of `page` (see _INJECTED_JS), and whether a payload's
+    script ran (window.__xss set); [] when there are none."""
+    found = []
+    for frame in page.frames:
+        found += [f"{frame.url}: {e}" for e in frame.evaluate(_INJECTED_JS, [list(js_markers), list(url_markers)])]
+        if frame.evaluate("typeof window.__xss") != "undefined":
+            found.append(f"{frame.url}: window.__xss was set (a payload ran)")
+    return found
+
+
+def shown_text(page) -> str:
+    """The app's visible text (chips' ␣ read as spaces), without what is typed in text boxes."""
+    return page.get_by_test_id("stApp").inner_text().replace("\u2423", " ")
+
+
+def box_values(page) -> list[str]:
+    """The value of every text box on the page (a prompt stays there, as typed)."""
+    return page.locator("textarea, input[type=text]").evaluate_all("els => els.map(e => e.value)")
+
+
+@pytest.fixture
+def requests_seen(page) -> list[str]:
+    """URLs of every request the test's browser context sends (pages, frames, images, scripts, workers)."""
+    urls: list[str] = []
+    page.context.on("request", lambda request: urls.append(request.url))
+    return urls

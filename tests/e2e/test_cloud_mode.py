@@ -11,9 +11,8 @@ import re
 from urllib.parse import quote
 
 import pytest
-from playwright.sync_api import expect
 
-from .conftest import AppServer, open_app, wait_for_app
+from .conftest import AppServer, expect, open_app, wait_for_app
 from .test_pages import SEED_IDS, SEED_PROMPT, chip_ids, metric
 
 pytestmark = pytest.mark.e2e
