@@ -45,7 +45,8 @@ def lens_section(study: views.Study) -> None:
     ui.chart_downloads(heat, f"lens-{model_key}", key="in_heat")
     ui.download_buttons(table, f"lens-{model_key}", key="in_lens")
     layer, position = views.layer_and_position(n_layers, len(study.ids), first_layer=0)
-    values = ui.decoding_controls(["temperature", "top_k", "top_p", "min_p"], captions=False)
+    with st.expander("Sampling controls for this cell's distribution"):
+        values = ui.decoding_controls(["temperature", "top_k", "top_p", "min_p"], captions=False)
     dist = distribution(study.lens_row(layer, position), Settings(strategy="sample", **values))
     st.markdown(f"**Layer {layer}, after position {position}** "
                 f"(`{visible(study.tok.decode([study.ids[position]]))}`); the sampling controls apply")
