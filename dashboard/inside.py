@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import numbers
 from dataclasses import dataclass
 
 import torch
@@ -19,6 +20,9 @@ logger = logging.getLogger(__name__)
 
 NORM_NAMES = ("norm", "ln_f", "final_layernorm", "final_layer_norm")  # where the final norm lives
 MAX_LENS_ELEMENTS = 1 << 28  # 1 GB of fp32 logits: ask for fewer positions (or layers) beyond this
+# 256 MB of fp32 attention weights (layers × heads × seq²; the forward peaks at twice that): seq ≤ 498 on SmolLM2
+MAX_ATTENTION_ELEMENTS = 1 << 26
+OCCLUSION_BATCH_TOKENS = 4096  # rows × width of one occlusion forward; longer prompts take several forwards
 
 
 class UnsupportedModel(ValueError):
@@ -95,12 +99,17 @@ def _vocab(model) -> int:
     return int(output_head(model).weight.shape[0])
 
 
+def _is_int(value) -> bool:
+    """Whether `value` is an integer (Python or NumPy), not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 def _check_ids(model, ids) -> list[int]:
     """`ids` as a list of ints, validated against the input embedding table."""
     if not isinstance(ids, (list, tuple)) or not ids:
         raise ValueError(f"`ids` must be a non-empty list of token ids, got {ids!r}")
     rows = int(model.get_input_embeddings().weight.shape[0])
-    bad = [i for i in ids if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < rows]
+    bad = [i for i in ids if not _is_int(i) or not 0 <= i < rows]
     if bad:
         raise ValueError(f"`ids` must hold token ids in 0…{rows - 1}, got {bad[:5]!r}")
     return [int(i) for i in ids]
@@ -108,8 +117,8 @@ def _check_ids(model, ids) -> list[int]:
 
 def _check_target(model, target_id) -> int:
     """`target_id` validated against the vocabulary of the output head."""
-    vocab = int(model.get_output_embeddings().weight.shape[0])
-    if isinstance(target_id, bool) or not isinstance(target_id, int) or not 0 <= target_id < vocab:
+    vocab = _vocab(model)
+    if not _is_int(target_id) or not 0 <= target_id < vocab:
         raise ValueError(f"`target_id` must be a token id in 0…{vocab - 1}, got {target_id!r}")
     return int(target_id)
 
@@ -121,6 +130,8 @@ def _eager_twin(model):
     """A copy of `model`'s module tree that shares every parameter and buffer (no weight memory) and runs
     eager attention, so attention weights can be returned without switching the shared model itself, which
     other threads may be running at the same moment (~35 ms for a 30-layer model)."""
+    if not callable(getattr(model, "set_attn_implementation", None)):
+        raise UnsupportedModel(f"{type(model).__name__} cannot switch to eager attention to return its weights")
     memo = {id(t): t for t in [*model.parameters(), *model.buffers()]}
     twin = copy.deepcopy(model, memo)
     twin.set_attn_implementation("eager")
@@ -135,17 +146,23 @@ def _final_normed(model, last: torch.Tensor, logits: torch.Tensor) -> bool | Non
         head, norm = output_head(model), final_norm(model)
     except UnsupportedModel:
         return None
+    rows = slice(None)
     if isinstance(head, torch.nn.Linear):
         vocab = logits.shape[0]
         rows = torch.cat([logits.topk(min(8, vocab)).indices, torch.linspace(0, vocab - 1, 8).long()])  # (16,)
-        bias = None if head.bias is None else head.bias[rows]
-        project = lambda x: torch.nn.functional.linear(x, head.weight[rows], bias)  # noqa: E731
-    else:
-        rows, project = slice(None), head
-    close = lambda x: torch.allclose(project(x.to(head.weight.dtype)).float(), logits[rows], rtol=1e-4, atol=1e-4)  # noqa: E731
-    if close(last):
+
+    def reproduces(x: torch.Tensor) -> bool:
+        x = x.to(head.weight.dtype)  # (hidden,)
+        if isinstance(head, torch.nn.Linear):
+            bias = None if head.bias is None else head.bias[rows]
+            got = torch.nn.functional.linear(x, head.weight[rows], bias)  # (16,)
+        else:
+            got = head(x)  # (vocab,)
+        return torch.allclose(got.float(), logits[rows], rtol=1e-4, atol=1e-4)
+
+    if reproduces(last):
         return True
-    if close(norm(last.to(head.weight.dtype))):
+    if reproduces(norm(last.to(head.weight.dtype))):
         return False
     logger.warning("%s: final norm + output head do not reproduce its logits; the logit lens is off",
                    type(model).__name__)
@@ -158,8 +175,13 @@ def run_forward(model, ids: list[int], attentions: bool = False) -> Forward:
     logits and, when `attentions`, every layer's attention weights (computed by an eager-attention twin of
     the model that shares its weights; the shared model is never switched)."""
     ids = _check_ids(model, ids)
+    c = model.config
+    size = getattr(c, "num_hidden_layers", 0) * getattr(c, "num_attention_heads", 0) * len(ids) ** 2
+    if attentions and size > MAX_ATTENTION_ELEMENTS:
+        raise ValueError(f"`attentions` for {len(ids)} tokens would hold {size:,} weights (more than "
+                         f"{MAX_ATTENTION_ELEMENTS:,}); use fewer tokens")
     runner = model
-    if attentions and model.config._attn_implementation != "eager":
+    if attentions and getattr(c, "_attn_implementation", None) != "eager":
         runner = _eager_twin(model)
     out = runner(input_ids=torch.tensor([ids]), use_cache=False, logits_to_keep=1,
                  output_hidden_states=True, output_attentions=bool(attentions))
@@ -182,10 +204,10 @@ def _pick(values: list[int] | None, n: int, name: str) -> list[int]:
         return list(range(n))
     if not isinstance(values, (list, tuple)) or not values:
         raise ValueError(f"`{name}` must be a non-empty list of indices or None, got {values!r}")
-    bad = [v for v in values if isinstance(v, bool) or not isinstance(v, int) or not -n <= v < n]
+    bad = [v for v in values if not _is_int(v) or not -n <= v < n]
     if bad:
         raise ValueError(f"`{name}` must hold indices in 0…{n - 1}, got {bad[:5]!r}")
-    return [v % n for v in values]
+    return [int(v) % n for v in values]
 
 
 @torch.inference_mode()
@@ -194,6 +216,8 @@ def lens_logits(model, fwd: Forward, positions: list[int] | None = None,
     """Logit-lens logits (layers, positions, vocab): the final norm and the output head applied to the residual
     stream of each chosen layer (0 = embeddings … L = last block, whose rows equal the model's own logits) at
     each chosen position, as one matmul over all (layer, position) rows. Defaults: every layer, every position."""
+    if not isinstance(fwd, Forward):
+        raise ValueError(f"`fwd` must be a Forward from run_forward(), got {type(fwd).__name__}")
     reason = supported(model)
     if reason is not None:
         raise UnsupportedModel(reason)
@@ -260,12 +284,14 @@ def final_choice_track(last_rows: torch.Tensor, final_id: int, layers: list[int]
     import pandas as pd
 
     if not isinstance(last_rows, torch.Tensor) or last_rows.ndim != 2:
-        raise ValueError(f"`last_rows` must be a (layers, vocab) tensor, got {getattr(last_rows, 'shape', last_rows)!r}")
-    if isinstance(final_id, bool) or not isinstance(final_id, int) or not 0 <= final_id < last_rows.shape[1]:
+        got = getattr(last_rows, "shape", last_rows)
+        raise ValueError(f"`last_rows` must be a (layers, vocab) tensor, got {got!r}")
+    if not _is_int(final_id) or not 0 <= final_id < last_rows.shape[1]:
         raise ValueError(f"`final_id` must be a token id in 0…{last_rows.shape[1] - 1}, got {final_id!r}")
     layers = list(range(last_rows.shape[0])) if layers is None else list(layers)
     if len(layers) != last_rows.shape[0]:
         raise ValueError(f"`layers` must name the {last_rows.shape[0]} rows, got {len(layers)}")
+    final_id = int(final_id)
     target = last_rows[:, final_id : final_id + 1]  # (layers, 1)
     ranks = (last_rows > target).sum(-1) + 1  # (layers,)
     probs = torch.softmax(last_rows.double(), -1)  # (layers, vocab)
@@ -297,11 +323,11 @@ def attention_map(fwd: Forward, layer: int, head: int | None = None) -> torch.Te
     if fwd.attentions is None:
         raise ValueError("`fwd` holds no attention weights: make it with run_forward(..., attentions=True)")
     n_layers, n_heads = fwd.attentions.shape[:2]
-    if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer < n_layers:
+    if not _is_int(layer) or not 0 <= layer < n_layers:
         raise ValueError(f"`layer` must be a block index in 0…{n_layers - 1}, got {layer!r}")
     if head is None:
         return fwd.attentions[layer].mean(0)  # (seq, seq)
-    if isinstance(head, bool) or not isinstance(head, int) or not 0 <= head < n_heads:
+    if not _is_int(head) or not 0 <= head < n_heads:
         raise ValueError(f"`head` must be None or a head index in 0…{n_heads - 1}, got {head!r}")
     return fwd.attentions[layer, head]  # (seq, seq)
 
@@ -314,7 +340,8 @@ def occlusion(model, ids: list[int], target_id: int) -> torch.Tensor:
     """Drop (seq,) in the log-probability of `target_id` as the next token when each input token is left
     out (positive: the token supported the target), from ONE padded batch forward of the full prompt and its
     len(ids) leave-one-out variants (left padding, attention mask, position ids: each row equals its own
-    single forward)."""
+    single forward). Prompts longer than ~63 tokens are split into several such batches of at most
+    OCCLUSION_BATCH_TOKENS positions each, which bounds memory; the result is the same."""
     from dashboard.compare import batched_next_logits
 
     ids = _check_ids(model, ids)
@@ -322,7 +349,9 @@ def occlusion(model, ids: list[int], target_id: int) -> torch.Tensor:
     if len(ids) < 2:
         raise ValueError(f"`ids` needs at least 2 tokens to leave one out, got {len(ids)}")
     prompts = [ids] + [ids[:i] + ids[i + 1:] for i in range(len(ids))]  # n + 1 rows
-    logp = torch.log_softmax(batched_next_logits(model, prompts), -1)[:, target_id]  # (n + 1,)
+    per_batch = max(1, OCCLUSION_BATCH_TOKENS // len(ids))
+    logp = torch.cat([torch.log_softmax(batched_next_logits(model, prompts[k:k + per_batch]), -1)[:, target_id]
+                      for k in range(0, len(prompts), per_batch)])  # (n + 1,)
     return logp[0] - logp[1:]  # (seq,)
 
 

@@ -24,6 +24,8 @@ ATTRIBUTION_NOTE = {
                         "flip between neighbouring tokens.",
 }
 _MEMO = "_in_study"
+MAX_ATTENTION_TOKENS = 64  # the attention view reads the last 64 tokens (a 64 × 64 map; memory grows as n²)
+MAX_ATTRIBUTION_TOKENS = 64  # occlusion runs n + 1 variants of n tokens: the last 64 keep it to one batch
 
 
 class Study:
@@ -59,14 +61,24 @@ class Study:
         return self._once(("row", layer, position),
                           lambda: inside.lens_logits(self.model, self.fwd, positions=[position], layers=[layer])[0, 0])
 
+    @property
+    def attention_ids(self) -> list[int]:
+        """The tokens the attention view reads: the last MAX_ATTENTION_TOKENS."""
+        return self.ids[-MAX_ATTENTION_TOKENS:]
+
+    @property
+    def attribution_ids(self) -> list[int]:
+        """The tokens attribution explains the next token from: the last MAX_ATTRIBUTION_TOKENS."""
+        return self.ids[-MAX_ATTRIBUTION_TOKENS:]
+
     def with_attention(self) -> inside.Forward:
-        """The same forward with attention weights (eager attention, for this forward only)."""
-        return self._once("attention", lambda: inside.run_forward(self.model, self.ids, attentions=True))
+        """A forward of the attention view's tokens with attention weights (eager attention, this forward only)."""
+        return self._once("attention", lambda: inside.run_forward(self.model, self.attention_ids, attentions=True))
 
     def attribution(self, target: int, method: str) -> torch.Tensor:
-        """Per input token scores (seq,) for `target` as the next token."""
+        """Per input token scores (seq,) over attribution_ids for `target` as the next token."""
         how = inside.occlusion if method == "occlusion" else inside.grad_x_input
-        return self._once(("attr", target, method), lambda: how(self.model, self.ids, target))
+        return self._once(("attr", target, method), lambda: how(self.model, self.attribution_ids, target))
 
 
 def study(loaded, prompt: str) -> Study:

@@ -59,14 +59,17 @@ def lens_section(study: views.Study) -> None:
 def attention_section(study: views.Study) -> None:
     """One layer and head (or the mean of heads) over the tokens; a row shows where that token looks."""
     fwd = study.with_attention()
-    layer, position = views.layer_and_position(fwd.n_layers, len(study.ids), first_layer=1)
+    if len(study.attention_ids) < len(study.ids):
+        st.info(f"The attention view reads the last {len(study.attention_ids)} of the {len(study.ids)} tokens "
+                "(the map grows with the square of the length).", icon="✂️")
+    layer, position = views.layer_and_position(fwd.n_layers, len(study.attention_ids), first_layer=1)
     heads = ["mean", *range(fwd.attentions.shape[1])]
     views.keep_valid("head", heads, "mean")
     head = st.selectbox("Head (or the mean of heads)", heads, key="head", bind="query-params")  # no format_func:
     # a bound widget writes what it shows into the link
     ui.bound("head", "mean")
     weights = inside.attention_map(fwd, layer - 1, None if head == "mean" else int(head))  # layer l = block l-1
-    tokens = [study.tok.decode([i]) for i in study.ids]
+    tokens = [study.tok.decode([i]) for i in study.attention_ids]
     heat = attention_heatmap(weights, tokens)
     event = st.altair_chart(heat, width="stretch", on_select="rerun", selection_mode="row", key="in_att")
     views.apply_row_click(event, "row")
@@ -84,12 +87,16 @@ def attribution_section(study: views.Study) -> None:
     target = views.target_picker(study)
     method = st.radio("Method", ["occlusion", "gradient × input"], horizontal=True, key="in_method")
     scores = study.attribution(target, method)
-    tokens = [study.tok.decode([i]) for i in study.ids]
+    if len(study.attribution_ids) < len(study.ids):
+        st.info(f"Attribution looks at the last {len(study.attribution_ids)} of the {len(study.ids)} tokens "
+                "(occlusion runs one variant per token).", icon="✂️")
+    tokens = [study.tok.decode([i]) for i in study.attribution_ids]
     title = ("drop in log-probability when left out" if method == "occlusion" else "gradient × input")
     chart = bars_over_tokens(scores, tokens, title)
     st.altair_chart(chart, width="stretch")
     ui.chart_downloads(chart, f"attribution-{model_key}", key="in_attr")
-    ui.download_buttons(views.attribution_frame(scores, tokens, study.ids), f"attribution-{model_key}", key="in_attr")
+    ui.download_buttons(views.attribution_frame(scores, tokens, study.attribution_ids), f"attribution-{model_key}",
+                        key="in_attr")
     st.info(views.ATTRIBUTION_NOTE[method], icon="📖")
 
 

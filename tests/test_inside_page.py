@@ -85,3 +85,15 @@ def test_a_head_the_model_does_not_have_falls_back_to_the_mean(smollm):
     assert not at.exception, [e.value for e in at.exception]
     assert at.selectbox(key="head").value == "mean"
     assert any("`head` = '999' does not exist" in n for n in at.session_state["_ts_notices"])
+
+
+def test_a_long_prompt_is_cut_for_attention_and_attribution(smollm):
+    from dashboard.views_inside import MAX_ATTENTION_TOKENS
+
+    long = " ".join(["one two three four five six seven eight nine ten"] * 12)  # ~120 tokens
+    at = open_page("pages/inside.py", prompt=long, view="attention")
+    assert not at.exception, [e.value for e in at.exception]
+    assert f"reads the last {MAX_ATTENTION_TOKENS} of the" in texts(at)
+    assert at.selectbox(key="position").options[-1] == str(MAX_ATTENTION_TOKENS - 1)
+    at.segmented_control(key="view").set_value("attribution").run()
+    assert not at.exception and "Attribution looks at the last 64 of the" in texts(at)
