@@ -1,12 +1,15 @@
-"""`make bench`: the app's hot paths against raw transformers in the same process, as ratios (medians).
+"""`make bench`: the app measured through its pages (AppTest, a served app in Chromium) and its hot paths against
+raw transformers in the same process, as ratios (medians; these machines are shared, so compare ratios).
 
-Writes bench/results.json: a list of {"name", "value", "goal", "unit", "ok"}."""
+Writes bench/results.json: a list of {"name", "value", "goal", "unit", "ok", "baseline", "note"}.
+BENCH_REPEATS (default 5), BENCH_BROWSER=0 (skip the Chromium cases), BENCH_SESSIONS=0 (skip the 8 sessions)."""
 
 from __future__ import annotations
 
 import json
 import logging
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -22,22 +25,36 @@ import torch  # noqa: E402
 from dashboard import models  # noqa: E402
 from dashboard.charts import before_after_chart, before_after_frame  # noqa: E402
 from dashboard.compare import batched_next_logits  # noqa: E402
-from dashboard.generation import TokenPath, stream_ids  # noqa: E402
+from dashboard.generation import Generation, TokenPath, stream_ids, stream_text  # noqa: E402
 from dashboard.sampling import Settings, distribution, entropy_bits  # noqa: E402
 from dashboard.tokens import encode  # noqa: E402
 
 log = logging.getLogger("bench")
 PROMPT = "Udacity is the best place to learn about generative"
+STORY = "Once upon a time, generative models"  # greedy SmolLM2 writes no end-of-text in its first 64 tokens
+MODEL = "smollm2-135m"
 REPEATS = int(os.environ.get("BENCH_REPEATS", "5"))
+RAW = "raw transformers"
+PAGE = "none: the page itself"
 results: list[dict] = []
 
 
-def record(name: str, value: float, goal: float, unit: str, higher_is_better: bool = False, note: str = "") -> None:
-    """Add one result row and print it."""
-    ok = value >= goal if higher_is_better else value <= goal
-    results.append({"name": name, "value": round(value, 4), "goal": goal, "unit": unit, "ok": ok, "note": note})
+def record(name: str, value: float | None, goal: float | None, unit: str, higher_is_better: bool = False,
+           note: str = "", baseline: str = PAGE) -> None:
+    """Add one result row and print it; a goal of None marks a row reported for information."""
+    if value is None:
+        ok = False
+    elif goal is None:
+        ok = None
+    else:
+        ok = value >= goal if higher_is_better else value <= goal
+    results.append({"name": name, "value": None if value is None else round(value, 4), "goal": goal, "unit": unit,
+                    "ok": ok, "higher_is_better": higher_is_better, "baseline": baseline, "note": note})
     sign = "≥" if higher_is_better else "≤"
-    print(f"{name:24s} {value:10.3f} {unit:8s} goal {sign} {goal:<6g} {'OK' if ok else 'MISSED'}  {note}", flush=True)
+    goal_text = "info" if goal is None else f"goal {sign} {goal:<6g}"
+    verdict = "" if ok is None else ("OK" if ok else "MISSED")
+    shown = "—" if value is None else f"{value:10.3f}"
+    print(f"{name:26s} {shown:>10s} {unit:8s} {goal_text:14s} {verdict:6s} {note}", flush=True)
 
 
 def median_time(fn, repeats: int = REPEATS) -> float:
@@ -52,19 +69,99 @@ def median_time(fn, repeats: int = REPEATS) -> float:
 
 
 def raw_model():
-    """The same weights loaded the plain transformers way (default attention, fp32), as the baseline."""
+    """The same weights loaded the plain transformers way (from_pretrained, default attention, fp32): the baseline."""
     from transformers import AutoModelForCausalLM
 
     folder = models.bundled_cache_dir(models.bundled_gguf_path())
     return AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
 
 
-def bench_slider(app) -> None:
-    """A slider move on the next-token page: forwards caused, and the time of the page's own work."""
+# --------------------------------------------------------------------------- the load path's guard
+
+
+def _strings(n: int = 400) -> list[str]:
+    """Fixed tricky texts and seeded random ones (scripts, emoji, whitespace runs, special-token text)."""
+    fixed = [PROMPT, STORY, "", " ", "  leading", "trailing  ", "a\nb\r\nc\td", "\n\n\n", "   \t  ", "Ünïcödé façade naïve",
+             "日本語のテキスト", "中文字符", "한국어", "Ελληνικά", "русский текст", "عربى", "emoji 🔭🎲✍️⚖️ 👩‍👩‍👧",
+             "<|im_start|>user\nhi<|im_end|>", "<|endoftext|>", "x<filename>y", "<repo_name> <reponame>",
+             "def f(x):\n    return x ** 2  # square", "1234567890 3.14159 -42 1e-9", "https://example.com/a?b=c&d=e",
+             "''\"\"``", "\u200b\u200d\ufeff", "\x00\x01\x7f", "ﬁ ligature ﬀ", "A" * 300, "ab " * 100]
+    pool = (list("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") * 4
+            + list(" .,;:!?'\"()[]{}<>/\\|-_=+*&^%$#@~`\n\t") * 2
+            + list("éèàüößçñøåæœ€£¥©®™°±µ¿¡") + list("日本語中文한국어Ελληνικάрусский") + ["🔭", "🎲", "👍🏽", "\u200d"]
+            + ["<|im_end|>", "<|im_start|>", "<|endoftext|>", "<file_sep>", " the", " of", "ing"])
+    rng = random.Random(11)
+    return fixed + ["".join(rng.choice(pool) for _ in range(rng.randint(1, 60))) for _ in range(n - len(fixed))]
+
+
+def bench_load_equivalence(raw) -> None:
+    """The fast weight-cache load (meta-device build + assigned safetensors, tokenizer.json through `tokenizers`)
+    against from_pretrained + AutoTokenizer: identical weights, buffers, configs, logits, token ids and text."""
+    from transformers import AutoTokenizer
+
+    folder = models.bundled_cache_dir(models.bundled_gguf_path())
+    model = models._prepare(models._cache_model(folder))  # raises where the fast path would fall back
+    tok = models._cache_tokenizer(folder)
+    ref = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    problems = []
+    ours, theirs = model.state_dict(), raw.state_dict()
+    if ours.keys() != theirs.keys() or not all(torch.equal(ours[k], theirs[k]) for k in ours):
+        problems.append("state dict")
+    if [(n, b.tolist()) for n, b in model.named_buffers()] != [(n, b.tolist()) for n, b in raw.named_buffers()]:
+        problems.append("buffers")
+    if model.get_output_embeddings().weight is not model.get_input_embeddings().weight:
+        problems.append("embeddings not tied")
+    if (model.config.to_dict(), model.config._attn_implementation) != (raw.config.to_dict(), raw.config._attn_implementation):
+        problems.append("config")
+    if model.generation_config.to_dict() != raw.generation_config.to_dict():
+        problems.append("generation config")
+    from dashboard.generation import next_token_logits
+
+    for text in (PROMPT, STORY, "日本語 🔭 <|im_end|> x"):
+        ids = encode(tok, text)
+        if not torch.equal(next_token_logits(model, ids), next_token_logits(raw, ids)):
+            problems.append(f"logits for {text!r}")
+    texts = _strings()
+    for text in texts:
+        for kwargs in ({}, {"add_special_tokens": False}):
+            if tok(text, **kwargs)["input_ids"] != ref(text, **kwargs)["input_ids"]:
+                problems.append(f"ids of {text!r}")
+        ids = ref(text, add_special_tokens=False)["input_ids"]
+        for skip in (False, True):
+            if tok.decode(ids, skip_special_tokens=skip) != ref.decode(ids, skip_special_tokens=skip):
+                problems.append(f"decode of {text!r}")
+        if tok.convert_ids_to_tokens(ids) != ref.convert_ids_to_tokens(ids):
+            problems.append(f"tokens of {text!r}")
+    rng = random.Random(5)
+    id_lists = [[rng.randrange(len(ref)) for _ in range(rng.randint(1, 30))] for _ in range(300)]
+    id_lists += [[i] for i in range(0, len(ref), 97)] + [[0, 1, 2, 17, 3, 260]]
+    for ids in id_lists:
+        for skip in (False, True):
+            if tok.decode(ids, skip_special_tokens=skip) != ref.decode(ids, skip_special_tokens=skip):
+                problems.append(f"decode of ids {ids[:5]}")
+    batch = texts[:8]
+    if tok(batch, padding=True)["input_ids"] != ref(batch, padding=True)["input_ids"]:
+        problems.append("padded batch")
+    for attr in ("bos_token_id", "eos_token_id", "pad_token_id", "unk_token_id", "all_special_ids", "model_max_length",
+                 "padding_side", "truncation_side", "chat_template", "vocab_size"):
+        if getattr(tok, attr) != getattr(ref, attr):
+            problems.append(attr)
+    if len(tok) != len(ref) or tok.get_vocab() != ref.get_vocab():
+        problems.append("vocabulary")
+    checked = len(texts) * 2 + len(id_lists)
+    record("fast_load_differences", len(problems), 0, "count", baseline=RAW + ": from_pretrained + AutoTokenizer",
+           note=f"{checked} texts/id lists, weights, buffers, configs, logits compared; "
+                + (f"DIFFERENT: {problems[:5]}" if problems else "identical"))
+    del model
+
+
+# --------------------------------------------------------------------------- slider moves
+
+
+def page_work_ms(app) -> float:
+    """The next-token page's own work for one slider move, called directly: processing, figures, chart spec."""
     tok, model = app.tokenizer, app.model
     path = TokenPath(model, encode(tok, PROMPT))
-    calls = []
-    handle = model.register_forward_hook(lambda *a: calls.append(1))
     settings = [Settings(strategy="sample", temperature=t, top_k=k, top_p=p)
                 for t, k, p in [(0.7, 0, 1.0), (1.3, 40, 0.9), (0.5, 5, 0.5), (1.0, 0, 0.8)]]
 
@@ -75,10 +172,53 @@ def bench_slider(app) -> None:
         entropy_bits(dist.probs), entropy_bits(dist.after), dist.mass_kept, dist.kept
         before_after_chart(before_after_frame(tok, dist, 15), "probability", False, selection="pick").to_dict()
 
-    seconds = median_time(rerun, repeats=max(REPEATS, 9))
-    handle.remove()
-    record("slider_forwards", len(calls), 0, "forwards")
-    record("slider_rerun_ms", seconds * 1000, 50, "ms", note="processing + figures + chart spec")
+    return median_time(rerun, repeats=max(REPEATS, 9)) * 1000
+
+
+def bench_slider(app) -> None:
+    """A temperature move on /next-token through Streamlit's AppTest of streamlit_app.py: forwards of the app's
+    own model, and the time of `set_value(...).run()` (the whole script rerun, Streamlit included)."""
+    from bench.page import apptest_slider
+
+    work = page_work_ms(app)
+    try:
+        r = apptest_slider(MODEL)
+    except Exception as exc:  # the page is being edited by others: say so rather than invent a number
+        record("slider_forwards", None, 0, "forwards", note=f"failed: {type(exc).__name__}: {exc}")
+        record("slider_rerun_ms", None, 50, "ms", note=f"failed: {type(exc).__name__}: {exc}")
+        return
+    check = "" if r["append_forwards"] == 1 and r["metric_changed"] else (
+        f" CHECK FAILED: append counted {r['append_forwards']} forwards, entropy changed {r['metric_changed']}")
+    record("slider_forwards", r["forwards"], 0, "forwards",
+           note=f"{r['moves']} temperature moves through AppTest; an append counts {r['append_forwards']} "
+                f"(hook works){check}")
+    record("slider_rerun_ms", r["ms"], 50, "ms",
+           note=f"AppTest rerun of streamlit_app.py (whole script), median of {r['moves']} moves; "
+                f"the page's processing + figures + chart spec alone: {work:.0f} ms")
+
+
+def bench_browser() -> None:
+    """What a person feels: ArrowRight on a temperature slider in Chromium until the chart shows the change."""
+    from bench.page import browser_sliders
+
+    cases = (("slider_browser_ms", "next-token", "/next-token temperature"),
+             ("compare_slider_browser_ms", "compare", "/compare shared temperature (processed view on)"))
+    try:
+        out = browser_sliders(moves=8)
+    except Exception as exc:
+        for name, _, _ in cases:
+            record(name, None, 150, "ms", note=f"skipped: {type(exc).__name__}: {str(exc)[:200]}")
+        return
+    for name, key, what in cases:
+        r = out[key]
+        record(name, r["ms"], 150, "ms",
+               note=f"{what}, median of {r['moves']} keyboard moves {r['all']}: key→'running' {r['to_start']:.0f} ms, "
+                    f"'running'→'notRunning' {r['run']:.0f} ms (server CPU {r['server_cpu']:.0f} ms per move; last of "
+                    f"{r['messages']:.0f} server messages {r['last_message']:.0f} ms after the key), chart shown "
+                    f"{r['after_run']:.0f} ms after that")
+
+
+# --------------------------------------------------------------------------- model work vs raw transformers
 
 
 def bench_step(app, raw) -> None:
@@ -105,43 +245,66 @@ def bench_step(app, raw) -> None:
             token = out.logits[:, -1].argmax(-1, keepdim=True)
         return (time.perf_counter() - start) / 8
 
-    app_s = statistics.median(app_step() for _ in range(REPEATS))
-    raw_s = statistics.median(raw_step() for _ in range(REPEATS))
+    app_step(), raw_step()
+    app_times, raw_times = [], []
+    for _ in range(REPEATS):  # interleaved, so a busy moment hits both sides
+        app_times.append(app_step())
+        raw_times.append(raw_step())
+    app_s, raw_s = statistics.median(app_times), statistics.median(raw_times)
     path = TokenPath(app.model, ids)
     full_s = median_time(lambda: TokenPath(app.model, path.ids + [13] * 40))
-    record("step_vs_raw_decode", app_s / raw_s, 1.1, "ratio",
-           note=f"append {app_s * 1000:.1f} ms, raw step {raw_s * 1000:.1f} ms, full forward of 51 tokens {full_s * 1000:.1f} ms")
+    record("step_vs_raw_decode", app_s / raw_s, 1.1, "ratio", baseline=RAW + ": KV-cached decode step",
+           note=f"append {app_s * 1000:.1f} ms, raw step {raw_s * 1000:.1f} ms, "
+                f"full forward of 51 tokens {full_s * 1000:.1f} ms")
 
 
 def bench_stream(app, raw) -> None:
-    """Tokens/s of the app's streamed generation (fast bf16 precision, and exact fp32) vs raw model.generate
-    in fp32, greedy, same prompt and length."""
-    ids = encode(app.tokenizer, "Once upon a time, generative models")
+    """The Generate page's text path (stream_text over stream_ids) vs raw model.generate at the same precision,
+    greedy, exactly N new tokens on both sides (checked): fp32 against from_pretrained's fp32 model, bf16 against
+    generate on the same bf16 copy (models.bf16_copy) the page uses."""
+    tok = app.tokenizer
+    ids = encode(tok, STORY)
     n = 48
     settings = Settings(strategy="greedy", max_new_tokens=n)
-    eos_free = {"eos_token_id": None}
     fast = models.bf16_copy(app)
+    produced: dict[str, list[int]] = {}
 
-    def app_run(model=fast.model):
-        return list(stream_ids(model, _NoEos(), ids, settings))
+    def app_run(model, label):
+        run = Generation(list(ids), settings)
+        text = "".join(stream_text(tok, stream_ids(model, tok, ids, settings, run)))
+        produced[label] = run.new_ids
+        return text
 
     @torch.inference_mode()
-    def raw_run():
-        return raw.generate(torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
-                            max_new_tokens=n, min_new_tokens=n, do_sample=False, pad_token_id=0, **eos_free)
+    def raw_run(model, label):
+        out = model.generate(torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+                             max_new_tokens=n, min_new_tokens=n, do_sample=False, pad_token_id=tok.pad_token_id)
+        produced[label] = out[0, len(ids):].tolist()
 
-    app_s = median_time(app_run, repeats=3)
-    raw_s = median_time(raw_run, repeats=3)
-    exact_s = median_time(lambda: app_run(app.model), repeats=3)
-    record("stream_vs_raw_generate", raw_s / app_s, 2.0, "ratio", higher_is_better=True,
-           note=f"app bf16 {n / app_s:.1f} tok/s, app fp32 {n / exact_s:.1f} tok/s ({raw_s / exact_s:.2f}x), "
-                f"raw generate fp32 {n / raw_s:.1f} tok/s")
+    runs = {"app fp32": lambda: app_run(app.model, "app fp32"), "raw fp32": lambda: raw_run(raw, "raw fp32"),
+            "app bf16": lambda: app_run(fast.model, "app bf16"), "raw bf16": lambda: raw_run(fast.model, "raw bf16")}
+    times = {k: [] for k in runs}
+    for fn in runs.values():
+        fn()  # warm-up
+    for _ in range(REPEATS):  # interleaved, so a busy moment hits every side
+        for k, fn in runs.items():
+            start = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - start)
+    s = {k: statistics.median(v) for k, v in times.items()}
+    counts = {k: len(v) for k, v in produced.items()}
+    exact = all(c == n for c in counts.values())
+    same = produced["app fp32"] == produced["raw fp32"], produced["app bf16"] == produced["raw bf16"]
+    check = "" if exact else f" TOKEN COUNT MISMATCH {counts}"
+    record("stream_vs_raw_generate", s["raw fp32"] / s["app fp32"] if exact else None, 0.95, "ratio",
+           higher_is_better=True, baseline=RAW + ": model.generate, fp32",
+           note=f"fp32: app {n / s['app fp32']:.1f} tok/s, raw generate {n / s['raw fp32']:.1f} tok/s, {n} tokens each, "
+                f"same tokens {'yes' if same[0] else 'NO'}{check}")
+    record("stream_bf16_vs_raw_bf16", s["raw bf16"] / s["app bf16"] if exact else None, None, "ratio",
+           higher_is_better=True, baseline=RAW + ": model.generate, bf16 copy",
+           note=f"bf16: app {n / s['app bf16']:.1f} tok/s, raw generate {n / s['raw bf16']:.1f} tok/s, same tokens "
+                f"{'yes' if same[1] else 'NO'}; app bf16 vs app fp32: {s['app fp32'] / s['app bf16']:.2f}x speed{check}")
 
-
-class _NoEos:
-    """A tokenizer stand-in with no end-of-text id, so both sides generate the same number of tokens."""
-
-    eos_token_id = None
 
 
 def bench_compare(app) -> None:
@@ -154,29 +317,47 @@ def bench_compare(app) -> None:
     record("compare4_vs_1", four / one, 2.0, "ratio", note=f"4 prompts {four * 1000:.0f} ms, 1 prompt {one * 1000:.0f} ms")
 
 
+# --------------------------------------------------------------------------- cold start
+
 COLD = """
 import time, sys
 start = time.perf_counter()
 sys.path.insert(0, {root!r})
 from dashboard import models, tokens
 from dashboard.generation import next_token_logits
-lm = models.load_model("smollm2-135m")
+lm = models.load_model({model!r})
 probs = next_token_logits(lm.model, tokens.encode(lm.tokenizer, {prompt!r})).softmax(-1)
-print(time.perf_counter() - start, lm.how)
+seconds = time.perf_counter() - start
+peak = [int(l.split()[1]) // 1024 for l in open("/proc/self/status") if l.startswith("VmHWM")][0]  # this process only
+print(seconds, peak, lm.how)
 """
+BARE = "import torch, transformers\nfrom transformers import AutoModelForCausalLM"
+# transformers 5 imports its modeling code (and with it torch._dynamo and torch.distributed.tensor) only when a
+# model class is touched, which AutoModelForCausalLM's import alone does not do: what any transformers Llama pays.
+FLOOR = "import torch\nfrom transformers.models.llama.modeling_llama import LlamaForCausalLM"
 
 
 def bench_cold_start() -> None:
-    """A fresh process to the first distribution, with a warm weight cache."""
-    code = COLD.format(root=str(ROOT), prompt=PROMPT)
-    subprocess.run([sys.executable, "-c", code], capture_output=True, check=True)  # page cache warm
-    times = []
-    for _ in range(3):
-        start = time.perf_counter()
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-        times.append(time.perf_counter() - start)
-    inside = out.stdout.strip().split()
-    record("cold_start_s", statistics.median(times), 3.0, "s", note=f"in-process {float(inside[0]):.2f} s via {inside[1]} {inside[2] if len(inside) > 2 else ''}")
+    """A fresh process to the first distribution (warm weight cache) vs a fresh process that only imports torch
+    and transformers, interleaved in the same run."""
+    code = {"app": COLD.format(root=str(ROOT), prompt=PROMPT, model=MODEL), "bare": BARE, "floor": FLOOR}
+    times = {k: [] for k in code}
+    for snippet in code.values():  # page cache warm
+        subprocess.run([sys.executable, "-c", snippet], capture_output=True, check=True)
+    inside = []
+    for _ in range(REPEATS):
+        for k, snippet in code.items():
+            start = time.perf_counter()
+            out = subprocess.run([sys.executable, "-c", snippet], capture_output=True, text=True, check=True)
+            times[k].append(time.perf_counter() - start)
+            if k == "app":
+                inside.append(out.stdout.strip().split(maxsplit=2))
+    s = {k: statistics.median(v) for k, v in times.items()}
+    peak = statistics.median(int(i[1]) for i in inside)
+    record("cold_start_ratio", s["app"] / s["bare"], 1.5, "ratio", baseline=RAW + ": import torch + transformers",
+           note=f"app {s['app']:.2f} s (via {inside[-1][2]}, peak RSS {peak} MB), bare imports {s['bare']:.2f} s "
+                f"(fastest runs: {min(times['app']) / min(times['bare']):.2f}x); importing transformers' Llama classes "
+                f"alone: {s['floor']:.2f} s = {s['floor'] / s['bare']:.2f}x, app vs that: {s['app'] / s['floor']:.2f}x")
 
 
 def bench_sessions() -> None:
@@ -186,29 +367,47 @@ def bench_sessions() -> None:
     try:
         ratio, one_mb, eight_mb = rss_ratio()
     except Exception as exc:  # no browser here: say so rather than invent a number
-        print(f"sessions8_rss_ratio      skipped: {exc}")
-        results.append({"name": "sessions8_rss_ratio", "value": None, "goal": 1.1, "unit": "ratio", "ok": False,
-                        "note": f"skipped: {exc}"})
+        record("sessions8_rss_ratio", None, 1.1, "ratio", note=f"skipped: {exc}")
         return
     record("sessions8_rss_ratio", ratio, 1.1, "ratio", note=f"1 session {one_mb:.0f} MB, 8 sessions {eight_mb:.0f} MB")
 
 
+def bench_inside(app) -> None:
+    """The Inside page: hidden states, the whole lens, occlusion, a selector move (bench/inside.py)."""
+    from bench import inside
+
+    try:
+        inside.run(app, record, REPEATS, PAGE)
+    except Exception as exc:  # say so rather than invent a number
+        record("inside_lens", None, 4.0, "ratio", note=f"failed: {type(exc).__name__}: {exc}")
+
+
 def main() -> int:
     logging.basicConfig(level=logging.WARNING)
-    print(f"Tokenscope bench on {os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads")
-    app = models.load_model("smollm2-135m")
+    logging.getLogger("streamlit").setLevel(logging.ERROR)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    print(f"Tokenscope bench on {os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"load average {os.getloadavg()[0]:.1f} (other jobs share these CPUs: compare ratios)")
+    app = models.LOADED.get(MODEL)  # the process-wide copy the pages (AppTest) use too
     raw = raw_model()
+    bench_load_equivalence(raw)
     bench_slider(app)
     bench_step(app, raw)
     bench_stream(app, raw)
     bench_compare(app)
+    bench_inside(app)
     del raw
     bench_cold_start()
+    if os.environ.get("BENCH_BROWSER", "1") != "0":
+        bench_browser()
     if os.environ.get("BENCH_SESSIONS", "1") != "0":
         bench_sessions()
     out = ROOT / "bench" / "results.json"
     out.write_text(json.dumps(results, indent=1))
-    print(f"wrote {out.relative_to(ROOT)}")
+    print(f"wrote {out.relative_to(ROOT)} (load average now {os.getloadavg()[0]:.1f})")
     return 0
 
 
