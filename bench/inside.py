@@ -3,9 +3,6 @@ selector move through the page, each against a plain forward of the same prompt 
 
 from __future__ import annotations
 
-import statistics
-import time
-
 import torch
 
 from dashboard import inside
@@ -16,24 +13,17 @@ LONG = ("The history of the city begins with a small fishing village on the rive
 SHORT = "The capital of France is a city that many people visit every single"  # 12 tokens or more
 
 
-def _median_ms(fn, repeats: int) -> float:
-    """Median wall time of fn() in ms, after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1000
-
-
 @torch.inference_mode()
 def _plain(model, ids):
     return model(input_ids=torch.tensor([ids]), use_cache=False, logits_to_keep=1)
 
 
-def run(app, record, repeats: int, page_baseline: str) -> None:
-    """Record the Inside cases (`record` is bench.run.record)."""
+def run(app, record, median_time, repeats: int, page_baseline: str) -> None:
+    """Record the Inside cases (`record` and `median_time` are bench.run's)."""
+
+    def _median_ms(fn, n):
+        return median_time(fn, n) * 1000
+
     model, tok = app.model, app.tokenizer
     ids = encode(tok, LONG)[:32]
     plain = _median_ms(lambda: _plain(model, ids), repeats)
@@ -55,10 +45,10 @@ def run(app, record, repeats: int, page_baseline: str) -> None:
     grad = _median_ms(lambda: inside.grad_x_input(model, short, target), repeats)
     record("inside_grad_x_input", grad / plain_short, None, "ratio", baseline="a plain forward (raw transformers)",
            note=f"gradient × input {grad:.0f} ms")
-    _selector(app, record, page_baseline)
+    _selector(app, record, _median_ms, page_baseline)
 
 
-def _selector(app, record, page_baseline: str) -> None:
+def _selector(app, record, _median_ms, page_baseline: str) -> None:
     """Moving the layer selector on /inside through AppTest: forwards counted on the app's own model, and the
     page's own work for the new cell (its lens row, distribution, table and chart spec)."""
     from bench.page import open_page as open_app_page

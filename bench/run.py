@@ -377,7 +377,7 @@ def bench_inside(app) -> None:
     from bench import inside
 
     try:
-        inside.run(app, record, REPEATS, PAGE)
+        inside.run(app, record, median_time, REPEATS, PAGE)
     except Exception as exc:  # say so rather than invent a number
         record("inside_lens", None, 4.0, "ratio", note=f"failed: {type(exc).__name__}: {exc}")
 
