@@ -155,3 +155,54 @@ def _flip_byte(path):
 def test_damaged_cache_is_detected(written_cache, damage, expected):
     damage(written_cache)
     assert expected in models.cache_problem(written_cache)
+
+
+def test_fast_weight_cache_model_equals_from_pretrained(written_cache):
+    fast = models._prepare(models._cache_model(written_cache))  # the fast path itself (no fallback)
+    slow, _ = models._load_folder(written_cache)
+    assert type(fast) is type(slow)
+    assert fast.state_dict().keys() == slow.state_dict().keys()
+    for name, tensor in slow.state_dict().items():
+        assert torch.equal(fast.state_dict()[name], tensor), name
+    for (name, a), (_, b) in zip(fast.named_buffers(), slow.named_buffers()):
+        assert torch.equal(a, b), name  # the rotary frequencies, computed rather than loaded
+    assert not any(t.is_meta for t in [*fast.parameters(), *fast.buffers()])
+    assert fast.get_output_embeddings().weight is fast.get_input_embeddings().weight
+    assert fast.config.to_dict() == slow.config.to_dict()
+    assert fast.generation_config.to_dict() == slow.generation_config.to_dict()
+    assert not fast.training and not any(p.requires_grad for p in fast.parameters())
+    ids = [1, 5, 9, 300]
+    assert torch.equal(next_token_logits(fast, ids), next_token_logits(slow, ids))
+
+
+TEXTS = ["Udacity is the best place to learn about generative", "", " ", "a\nb\r\nc\td", "  two  spaces  ",
+         "Ünïcödé façade", "日本語のテキスト", "emoji 🔭🎲 👩‍👩‍👧", "<|im_start|>user\nhi<|im_end|>", "<|endoftext|>",
+         "def f(x):\n    return x ** 2", "1234567890 3.14159", "\u200b\ufeff", "A" * 300]
+
+
+def test_fast_weight_cache_tokenizer_equals_autotokenizer(smollm):
+    from transformers import AutoTokenizer
+
+    folder = models.bundled_cache_dir(models.bundled_gguf_path())
+    fast = models._cache_tokenizer(folder)
+    ref = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    for text in TEXTS:
+        for kwargs in ({}, {"add_special_tokens": False}):
+            assert fast(text, **kwargs)["input_ids"] == ref(text, **kwargs)["input_ids"], text
+        ids = ref(text, add_special_tokens=False)["input_ids"]
+        for skip in (False, True):
+            assert fast.decode(ids, skip_special_tokens=skip) == ref.decode(ids, skip_special_tokens=skip), text
+        assert fast.convert_ids_to_tokens(ids) == ref.convert_ids_to_tokens(ids)
+    for ids in ([0, 1, 2, 17, 3, 260], list(range(0, 49152, 997))):
+        for skip in (False, True):
+            assert fast.decode(ids, skip_special_tokens=skip) == ref.decode(ids, skip_special_tokens=skip)
+    for attr in ("bos_token_id", "eos_token_id", "pad_token_id", "unk_token_id", "all_special_ids",
+                 "model_max_length", "padding_side", "chat_template"):
+        assert getattr(fast, attr) == getattr(ref, attr), attr
+    assert len(fast) == len(ref) and fast.get_vocab() == ref.get_vocab()
+
+
+def test_a_tokenizer_config_the_fast_path_does_not_know_goes_to_autotokenizer(written_cache):
+    tok = models._cache_tokenizer(written_cache)  # tokenizer_class GPT2Tokenizer: AutoTokenizer's job
+    assert type(tok).__name__ == "GPT2Tokenizer"
+    assert tok.decode([8300]) == " programming"
