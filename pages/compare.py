@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from dashboard import ui, views
+from dashboard import ui
+from dashboard.ui import views
 
 ui.page_guard()
 

@@ -3,7 +3,8 @@ or score any pasted text the same way. A shared link with run=1 replays the gene
 
 import streamlit as st
 
-from dashboard import ui, views
+from dashboard import ui
+from dashboard.ui import views
 
 ui.page_guard()
 

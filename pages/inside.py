@@ -3,7 +3,7 @@
 import streamlit as st
 
 from dashboard import ui
-from dashboard import views_inside as views
+from dashboard.ui import inside as views
 
 ui.page_guard()
 

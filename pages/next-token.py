@@ -3,7 +3,8 @@
 import streamlit as st
 import torch
 
-from dashboard import ui, views
+from dashboard import ui
+from dashboard.ui import views
 
 ui.page_guard()
 

@@ -88,7 +88,7 @@ def test_a_head_the_model_does_not_have_falls_back_to_the_mean(smollm):
 
 
 def test_a_long_prompt_is_cut_for_attention_and_attribution(smollm):
-    from dashboard.views_inside import MAX_ATTENTION_TOKENS
+    from dashboard.ui.inside import MAX_ATTENTION_TOKENS
 
     long = " ".join(["one two three four five six seven eight nine ten"] * 12)  # ~120 tokens
     at = open_page("pages/inside.py", prompt=long, view="attention")

@@ -5,7 +5,6 @@ import urllib.parse
 import pytest
 import torch
 
-from dashboard.sampling import Settings
 from dashboard.tokens import encode
 
 from conftest import open_page, texts
