@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed-$(shell cat requirements.txt requirements-test.txt Makefile | sha256sum | cut -c1-16)
 PORT    ?= 8501
 
-.PHONY: run test bench install browser clean
+.PHONY: run test bench install browser engine clean
 
 # requirements.txt names PyTorch's CPU wheel index (Streamlit Community Cloud installs the CPU build from it,
 # without the CUDA packages). Where that index cannot be reached within 3 s, install from a copy without the
@@ -46,10 +46,15 @@ browser:
 	  || { echo "make browser: chromium could not be installed (apt-get install chromium failed);" \
 	            "the browser tests (tests/e2e) need /usr/bin/chromium" >&2; exit 1; }; }
 
-test: install browser
+# The official llama.cpp `llama-server` for the engine tests and bench: built once from the sources the
+# llama-cpp-python sdist vendors (about 4 minutes on 2 cores) into .engine/ (git-ignored), then reused.
+engine: install
+	bash engine/build-llama-server.sh $(BIN)/pip
+
+test: install browser engine
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-bench: install browser
+bench: install browser engine
 	$(BIN)/python -m bench.run
 
 clean:

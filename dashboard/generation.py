@@ -53,6 +53,8 @@ class TokenPath:
     Lives in one user's session (never in a shared cached resource): appending costs one incremental
     forward; undo and branching crop the cache instead of recomputing it."""
 
+    partial = False  # the logits cover the whole vocabulary (an engine's path: only its top N)
+
     def __init__(self, model, prompt_ids: list[int]):
         if not prompt_ids:
             raise ValueError("`prompt_ids` must hold at least one token, got an empty list")
@@ -104,9 +106,13 @@ class TokenPath:
         out = self.model(input_ids=input_ids, cache=self.cache, use_cache=True, logits_to_keep=1)  # grows the cache
         self._logits.append(out.logits[0, -1].float().clone())  # (vocab,)
 
+    def raw_probs(self) -> torch.Tensor:
+        """The model's probabilities (vocab,) for the next token."""
+        return torch.softmax(self.logits, -1)
+
     def append(self, token_id: int, how: str) -> Step:
         """Append `token_id` (one incremental forward) and return the recorded step."""
-        probs = torch.softmax(self.logits, -1)  # (vocab,)
+        probs = self.raw_probs()  # (vocab,)
         if not 0 <= token_id < probs.shape[0]:
             raise ValueError(f"`token_id` must be in 0…{probs.shape[0] - 1}, got {token_id!r}")
         if self.full:
@@ -146,7 +152,8 @@ class Generation:
     started: float = field(default_factory=time.perf_counter)
     first_token_at: float = 0.0
     finished: float = 0.0
-    reason: str = ""  # "length", "end of text", "stopped"
+    reason: str = ""  # "length", "end of text", "stopped", "context full", "engine failed"
+    scores: list | None = None  # per-token scores gathered while generating (engines), else scored afterwards
 
     @property
     def output_ids(self) -> list[int]:

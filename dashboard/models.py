@@ -50,8 +50,8 @@ class ModelSpec:
 
     key: str
     label: str
-    source: str  # "bundled" | "hub" | "local"
-    location: str  # GGUF file name, Hub repo id or folder path
+    source: str  # "bundled" | "hub" | "local" | "engine"
+    location: str  # GGUF file name, Hub repo id, folder path or an engine's model id
     about: str
     needs: str
     tokenizer_offline: bool = False  # tokenizer works without the weights (GPT-2 vocabulary)
@@ -144,15 +144,34 @@ def operator_specs(models_value: str | None, local_value: str | None = None) -> 
     return specs, problems
 
 
+def engine_specs() -> tuple[list[ModelSpec], list[str]]:
+    """(specs, problems) for the models the operator's engines ($TOKENSCOPE_ENGINES) list, keyed engine/model."""
+    from dashboard import engines
+
+    if not os.environ.get(engines.ENGINES_ENV):
+        return [], []
+    listed, problems = engines.all_models()
+    specs = [ModelSpec(
+        key=m.key, label=f"{m.model_id} (engine {m.engine.name})", source="engine", location=m.model_id,
+        about=f"Served by the inference engine {m.engine.name!r}{' (llama.cpp)' if m.llama_cpp else ''}: "
+        f"generation uses the engine's own sampler; distributions are its top {engines.top_n()} tokens.",
+        needs=f"the engine {m.engine.name!r} running and reachable from this server",
+    ) for m in listed]
+    return specs, problems
+
+
 def registry() -> dict[str, ModelSpec]:
-    """Every registered model by key: built-ins first, then the operator's models (Hub repos and folders)."""
+    """Every registered model by key: built-ins first, then the operator's models (Hub repos and folders), then
+    the models the operator's engines list."""
     extra, _ = operator_specs(os.environ.get(MODELS_ENV), os.environ.get(LOCAL_MODELS_ENV))
-    return {s.key: s for s in _builtin_specs() + extra}
+    return {s.key: s for s in _builtin_specs() + extra + engine_specs()[0]}
 
 
 def registry_problems() -> list[str]:
-    """Entries of the operator's model list that were skipped, and why (shown to the operator in the sidebar)."""
-    return operator_specs(os.environ.get(MODELS_ENV), os.environ.get(LOCAL_MODELS_ENV))[1]
+    """Entries of the operator's model list that were skipped, and engines that do not answer, with why
+    (shown in the sidebar)."""
+    return (operator_specs(os.environ.get(MODELS_ENV), os.environ.get(LOCAL_MODELS_ENV))[1]
+            + engine_specs()[1])
 
 
 def get_spec(key: str) -> ModelSpec:
@@ -438,6 +457,8 @@ def load_model(key: str, progress: Progress = _log_progress) -> LoadedModel:
         return load_bundled(progress)
     if spec.source == "hub":
         return load_hub(spec, progress)
+    if spec.source == "engine":
+        raise ModelUnavailable(f"{spec.label} runs on its engine, not in this process")
     return load_local(spec, progress)
 
 
@@ -550,6 +571,11 @@ def known_context_length(key: str) -> int | None:
     if spec is None:
         return None
     candidates = []
+    if spec.source == "engine":
+        from dashboard import engines
+
+        model = engines.find(key)
+        return model.context if model else None
     if spec.source == "local":
         candidates.append(Path(spec.location) / "config.json")
     elif spec.source == "hub":

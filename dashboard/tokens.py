@@ -63,6 +63,8 @@ _BYTE_FALLBACK = re.compile(r"^<0x([0-9A-Fa-f]{2})>$")
 
 def token_bytes(tokenizer, token_id: int) -> bytes:
     """The raw bytes one token stands for (byte-level BPE, byte-fallback, else its UTF-8 decoding)."""
+    if hasattr(tokenizer, "piece_bytes"):  # an engine's tokenizer knows them directly
+        return tokenizer.piece_bytes(int(token_id))
     piece = tokenizer.convert_ids_to_tokens(int(token_id))
     if piece is None:
         return b""

@@ -33,9 +33,10 @@ def change_columns(delta: int) -> None:
 def distributions(results: dict, shared: Settings, own: dict, processed: bool) -> dict:
     """{column: probabilities}: raw, or after the controls (a column's own settings act on the processed view)."""
     out = {}
-    for i, (_, _, logits) in sorted(results.items()):
-        d = distribution(logits, own.get(i) or shared, prev_ids=None)
-        out[i] = d.after if (processed or any(own.values())) else d.probs
+    for i, (_, _, logits, partial) in sorted(results.items()):
+        d = distribution(logits, own.get(i) or shared, prev_ids=None, partial=partial)
+        probs = d.after if (processed or any(own.values())) else d.probs
+        out[i] = probs / probs.sum()  # an engine's top N renormalised, so divergences compare like with like
     return out
 
 
@@ -63,6 +64,12 @@ def divergences(results: dict, dists: dict, k: int) -> None:
 @st.fragment
 def compare() -> None:
     """Columns, shared controls, the chart and divergences; reruns alone when a control moves."""
+    with ui.engine_faults():
+        compare_sections()
+
+
+def compare_sections() -> None:
+    """The fragment's sections (an engine's failure inside them becomes a message)."""
     n = st.session_state["cmp_n"]
     a, b, _ = st.columns([1, 1, 4])
     a.button("Add a column", key="cmp_add", disabled=n >= MAX_COLUMNS, on_click=change_columns, args=(1,))
@@ -85,6 +92,9 @@ def compare() -> None:
     if not results:
         return
     dists = distributions(results, shared, own, processed)
+    engines_used = sorted({results[i][0] for i in results if results[i][3]})
+    if engines_used:
+        st.caption(f"Columns on an engine ({', '.join(engines_used)}) compare its top tokens only, renormalised.")
     chart = compare_chart(shared_axis_frame([(f"Prompt {i + 1}", results[i][1], dists[i]) for i in sorted(dists)], k))
     st.altair_chart(chart, width="stretch")
     ui.chart_downloads(chart, "compare", key="cmp_chart")

@@ -8,9 +8,10 @@ from dashboard.ui import views
 
 ui.page_guard()
 
-from dashboard.generation import Generation, beam_search, perplexity, score_ids, stream_ids, stream_text  # noqa: E402
+from dashboard.backends import MAX_ENGINE_SCORE_TOKENS, EngineError  # noqa: E402
+from dashboard.generation import Generation, perplexity, stream_text  # noqa: E402
 from dashboard.sampling import CONTROLS, Settings  # noqa: E402
-from dashboard.tokens import MAX_PROMPT_TOKENS, encode, fit_context, safe_markdown  # noqa: E402
+from dashboard.tokens import MAX_PROMPT_TOKENS, fit_context, safe_markdown  # noqa: E402
 
 SEED_TOTAL = 100  # the notebook's max_length=100: prompt plus new tokens
 
@@ -21,35 +22,40 @@ st.caption(
 )
 
 model_key = ui.current_model_key()
-loaded = ui.get_model(model_key)
+backend = ui.get_backend(model_key)
 
 
 def controls(prompt_ids: list[int]) -> dict:
-    """The decoding controls this strategy uses; new tokens start at a total of SEED_TOTAL, like the notebook."""
+    """The decoding controls this strategy uses; new tokens start at a total of SEED_TOTAL, like the notebook.
+    On an engine, what it cannot do (beam search, bf16) says why instead."""
     values = ui.decoding_controls(["strategy"], captions=False)
     names = {"sample": ["temperature", "top_k", "top_p", "min_p", "seed"], "beam": ["num_beams"]}
     values |= ui.decoding_controls(names.get(values["strategy"], []))
     c = CONTROLS["max_new_tokens"]
     start = max(c.low, min(c.high, SEED_TOTAL - len(prompt_ids[-MAX_PROMPT_TOKENS:])))
-    return values | ui.decoding_controls(["repetition_penalty", "precision", "max_new_tokens"],
-                                         defaults={"max_new_tokens": start})
+    precision = [] if backend.unavailable("bf16") else ["precision"]
+    values |= ui.decoding_controls(["repetition_penalty", *precision, "max_new_tokens"],
+                                   defaults={"max_new_tokens": start})
+    if backend.engine:
+        st.caption(f"🛰️ Engine {backend.engine!r}: its own sampler runs with these settings. Precision: "
+                   f"{backend.unavailable('bf16')}.")
+    return values
 
 
 def fitted(all_ids: list[int], values: dict) -> tuple[list[int], Settings]:
     """(prompt ids, settings) such that prompt plus new tokens fit the model's context, with notices."""
-    context = loaded.context_length
+    context = backend.context_length
     new_tokens = min(values["max_new_tokens"], context - 1)
     if new_tokens < values["max_new_tokens"]:
-        ui.context_notice(f"{loaded.spec.label} reads at most {context:,} tokens, so at most {new_tokens:,} new "
+        ui.context_notice(f"{backend.spec.label} reads at most {context:,} tokens, so at most {new_tokens:,} new "
                           f"tokens are generated (not {values['max_new_tokens']:,}).")
-    prompt_ids, cut = fit_context(all_ids, context, new_tokens, loaded.spec.label)
+    prompt_ids, cut = fit_context(all_ids, context, new_tokens, backend.spec.label)
     ui.context_notice(cut)
     return prompt_ids, Settings(**{**values, "max_new_tokens": new_tokens})
 
 
 def write(prompt_ids: list[int], settings: Settings, stop) -> None:
     """Generate now, streaming into the page; Stop (or leaving) ends the model loop and keeps what was written."""
-    runner = ui.get_generation_model(model_key, settings.precision)
     stop.button("Stop", key="gen_stop", help="Stops after the current token")
     run = Generation(prompt_ids, settings)
     st.session_state["gen_last"] = (run, None)  # stored first: Stop reruns the script mid-stream
@@ -57,27 +63,34 @@ def write(prompt_ids: list[int], settings: Settings, stop) -> None:
         st.markdown(f"**{safe_markdown(tok.decode(prompt_ids))}**")
         if settings.strategy == "beam":
             with st.spinner(f"Beam search with {settings.num_beams} beams…"):
-                st.session_state["gen_last"] = (beam_search(runner.model, tok, prompt_ids, settings), None)
+                st.session_state["gen_last"] = (backend.beam(prompt_ids, settings), None)
         else:
-            pieces = stream_text(tok, stream_ids(runner.model, tok, prompt_ids, settings, run))
+            pieces = stream_text(tok, backend.stream(prompt_ids, settings, run))
             try:
                 st.write_stream(safe_markdown(p) for p in pieces)
+            except EngineError as exc:  # the engine died or stalled mid-stream: keep what was written
+                run.reason = "engine failed"
+                st.session_state["gen_error"] = str(exc)
             finally:
-                pieces.close()  # ends the model loop now, also when Stop interrupted the stream
+                pieces.close()  # ends the model loop (or the engine's stream) now, also when Stop interrupted
     st.rerun()
 
 
 def result(prompt_ids: list[int], settings: Settings) -> None:
     """The last generation: figures, the rank-coloured text (scored once, by the model that wrote it)."""
     last = st.session_state.get("gen_last")
+    failed = st.session_state.pop("gen_error", None)
+    if failed:
+        st.error(f"**The engine stopped answering mid-generation.** {failed} The tokens that arrived are kept "
+                 "below; press Generate again once the engine is back.", icon="🛰️")
     if last and not last[0].new_ids and last[0].reason == "stopped":
         st.info("Stopped before the first token: nothing was written.", icon="⏹️")
     if not last or not last[0].new_ids:
         return
     run, scores = last
-    if scores is None:
-        writer = ui.get_generation_model(model_key, run.settings.precision)
-        scores = score_ids(writer.model, run.output_ids, start=len(run.prompt_ids))
+    if scores is None:  # an engine scored each token while writing; locally, one forward by the writing model
+        scores = run.scores or backend.score(run.output_ids, start=len(run.prompt_ids),
+                                             precision=run.settings.precision)
         st.session_state["gen_last"] = (run, scores)
     m1, m2, m3, m4 = st.columns(4)
     m1.metric("New tokens", len(run.new_ids))
@@ -103,9 +116,11 @@ def score_text() -> None:
     text = ui.checked_prompt(raw, "Paste or type some text to score it.")
     if text is None:
         return
-    ids, window = encode(tok, text), min(loaded.context_length, MAX_PROMPT_TOKENS + 1)
+    ids, window = backend.tokenize(text), min(backend.context_length, MAX_PROMPT_TOKENS + 1)
+    if backend.engine:  # one request per token there
+        window = min(window, MAX_ENGINE_SCORE_TOKENS)
     if len(ids) > window:  # one forward reads at most the model's context: score the text's end
-        st.info(f"The text has {len(ids):,} tokens and one pass of {loaded.spec.label} reads at most {window:,}, so "
+        st.info(f"The text has {len(ids):,} tokens and one pass of {backend.spec.label} reads at most {window:,}, so "
                 f"its last window of {window:,} tokens is scored; the first {len(ids) - window:,} are left out.", icon="✂️")
         ids = ids[-window:]
     if len(ids) < 2:
@@ -113,28 +128,34 @@ def score_text() -> None:
         return
     memo = st.session_state.get("score_memo")
     if not memo or memo[0] != (model_key, tuple(ids)):  # one forward per new text, none on other reruns
-        memo = ((model_key, tuple(ids)), score_ids(loaded.model, ids, start=1))
+        memo = ((model_key, tuple(ids)), backend.score(ids, start=1))
         st.session_state["score_memo"] = memo
     st.metric("Perplexity", f"{perplexity(memo[1]):.2f}",
               help="2 to the mean surprisal: how many equally likely choices the model was torn between")
     views.scored_text(tok, ids[:1], memo[1], key="score", stem=f"scores-{model_key}")
+    if backend.top_n is not None:
+        st.caption(f"On the engine, ranks count within its top {backend.top_n}: rank {backend.top_n + 1} means "
+                   "below them (the probability itself is exact).")
 
 
-if loaded is not None:
-    tok = loaded.tokenizer
+if backend is not None:
+    tok = backend.tokenizer
     write_tab, score_tab = st.tabs(["Generate", "Score text"])
     with write_tab:
         prompt = ui.prompt_box(ui.STORY_PROMPT, height=80)
         left, main = st.columns([1, 2.6], gap="large")
-        all_ids = encode(tok, prompt) if prompt else []
+        all_ids = backend.tokenize(prompt) if prompt else []
         with left:
             values = controls(all_ids)
         prompt_ids, settings = fitted(all_ids, values)
         with main:
             go, stop, _ = st.columns([1, 1, 3])
-            clicked = go.button("Generate", type="primary", key="gen_go", disabled=prompt is None)
+            no_beam = settings.strategy == "beam" and backend.unavailable("beam")
+            if no_beam:
+                st.info(f"Beam search is not available here: {no_beam}.", icon="🛰️")
+            clicked = go.button("Generate", type="primary", key="gen_go", disabled=prompt is None or bool(no_beam))
             replay = st.session_state.pop("_ts_link_run", False) and prompt is not None  # a run=1 link, once
-            if clicked or replay:
+            if (clicked or replay) and not no_beam:
                 write(prompt_ids, settings, stop)
             result(prompt_ids, settings)
     with score_tab:

@@ -21,7 +21,7 @@ st.caption("Where does the next token come from? Each layer's guess (the logit l
 
 model_key = ui.current_model_key()
 prompt = ui.prompt_box(ui.SEED_PROMPT, height=80)
-loaded = ui.get_model(model_key)
+backend = ui.get_backend(model_key)
 
 
 def lens_section(study: views.Study) -> None:
@@ -100,12 +100,13 @@ def attribution_section(study: views.Study) -> None:
     st.info(views.ATTRIBUTION_NOTE[method], icon="📖")
 
 
-if prompt is not None and loaded is not None:
-    reason = inside.supported(loaded.model)
+if prompt is not None and backend is not None:
+    reason = backend.unavailable("inside") or inside.supported(backend.loaded.model)
     if reason:
-        st.warning(f"{loaded.spec.label} cannot be looked inside here: {reason}", icon="🔬")
+        st.warning(f"{backend.spec.label} cannot be looked inside here: {reason}. Pick a model that runs in this "
+                   "process (the bundled SmolLM2, GPT-2) to see its layers.", icon="🔬")
     else:
-        study = views.study(loaded, prompt)
+        study = views.study(backend.loaded, prompt)
         views.keep_valid("view", list(INSIDE_VIEWS), INSIDE_VIEWS[0])
         view = st.segmented_control("View", INSIDE_VIEWS, key="view", bind="query-params") or INSIDE_VIEWS[0]
         ui.bound("view", INSIDE_VIEWS[0])

@@ -23,12 +23,12 @@ st.caption(
 
 model_key = ui.current_model_key()
 prompt = ui.prompt_box(ui.SEED_PROMPT, height=80)
-loaded = ui.get_model(model_key)
+backend = ui.get_backend(model_key)
 
 
 def after(path: TokenPath, settings: Settings):
     """Raw and processed distributions for the token after `path` (no forward)."""
-    return distribution(path.logits, settings, prev_ids=torch.tensor(path.ids))
+    return distribution(path.logits, settings, prev_ids=torch.tensor(path.ids), partial=path.partial)
 
 
 def append_top(path: TokenPath, settings: Settings) -> None:
@@ -58,9 +58,16 @@ def stepping(path: TokenPath, settings: Settings) -> None:
 
 
 def figures(dist) -> None:
-    """Entropy before and after, mass kept and tokens left."""
+    """Entropy before and after, mass kept and tokens left (on an engine: of its top N, and the rest "other")."""
     m1, m2, m3, m4 = st.columns(4)
-    m1.metric("Entropy before", f"{entropy_bits(dist.probs):.2f} bits", help="Uncertainty of the raw distribution")
+    if backend.top_n is not None:
+        other = max(0.0, 1.0 - float(dist.probs.sum()))
+        st.info(f"**On the engine {backend.engine!r}:** the distribution is its top {backend.top_n} tokens, which "
+                f"hold {1 - other:.1%} of the probability; the other {other:.1%} (**other**: the rest of the "
+                f"{backend.vocab_size:,}-token vocabulary) is not shown. The sampling controls act on the top "
+                f"{backend.top_n}; Generate uses the engine's own sampler with the same settings.", icon="🛰️")
+    m1.metric("Entropy before", f"{entropy_bits(dist.probs):.2f} bits", help="Uncertainty of the raw distribution"
+              + (" (of the engine's top N only)" if backend.top_n else ""))
     m2.metric("Entropy after", f"{entropy_bits(dist.after):.2f} bits", help="Uncertainty of what sampling draws from")
     m3.metric("Mass kept", f"{dist.mass_kept:.1%}", help="Raw probability of the tokens that survive")
     m4.metric("Tokens left", f"{dist.kept:,}", help=f"Out of {dist.probs.shape[0]:,} in the vocabulary")
@@ -71,6 +78,8 @@ def chart_and_table(path: TokenPath, dist) -> None:
     o1, o2, o3 = st.columns([3, 2, 1.3])
     view = o1.segmented_control("Show", VIEWS, default=VIEWS[0], key="nt_view") or VIEWS[0]
     n_show = o2.slider("Tokens shown", 5, 50, 15, key="nt_show")
+    if backend.top_n is not None:
+        n_show = min(n_show, backend.top_n)  # the engine gave no more
     log_scale = o3.toggle("Log", key="nt_log", disabled=view != "probability", help="Log scale for probabilities")
     chart = before_after_chart(before_after_frame(tok, dist, n_show), view, log_scale, selection="pick")
     event = st.altair_chart(chart, width="stretch", on_select="rerun", selection_mode="pick",
@@ -84,7 +93,8 @@ def chart_and_table(path: TokenPath, dist) -> None:
     st.markdown(f"**The top {n_show} tokens** (ranked before the controls; *cumulative after* runs in the order "
                 "a draw lays tokens out)")
     st.table(table_text(top_table(tok, dist, n_show)), hide_index=True)
-    ui.download_buttons(lambda: top_table(tok, dist, TOP_EXPORT), f"top-{TOP_EXPORT}-{model_key}", key="nt_top")
+    top_export = backend.top_n or TOP_EXPORT
+    ui.download_buttons(lambda: top_table(tok, dist, top_export), f"top-{top_export}-{model_key}", key="nt_top")
 
 
 def draw_view(path: TokenPath, settings: Settings, dist) -> None:
@@ -100,6 +110,12 @@ def draw_view(path: TokenPath, settings: Settings, dist) -> None:
 @st.fragment
 def explore(path: TokenPath) -> None:
     """Controls and everything they move; reruns alone when a slider moves (the sidebar and prompt stay)."""
+    with ui.engine_faults():
+        explore_sections(path)
+
+
+def explore_sections(path: TokenPath) -> None:
+    """The fragment's sections (an engine's failure inside them becomes a message)."""
     controls, main = st.columns([1, 2.6], gap="large")
     with controls:
         st.markdown("**Sampling controls**")
@@ -118,6 +134,6 @@ def explore(path: TokenPath) -> None:
     views.keep_path_in_link(path)
 
 
-if prompt is not None and loaded is not None:
-    tok = loaded.tokenizer
-    explore(views.token_path(loaded, prompt))
+if prompt is not None and backend is not None:
+    tok = backend.tokenizer
+    explore(views.token_path(backend, prompt))

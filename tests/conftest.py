@@ -249,3 +249,50 @@ def silent_hub(monkeypatch, tmp_path):
     for conn in accepted:
         conn.close()  # a request still waiting on one ends now
     server.close()
+
+
+# --------------------------------------------------------------------------- a real inference engine
+
+
+ENGINE_KEY = "tk-test-7f3a9c1e5b2d4680"  # the API key the test engine demands (must never reach a page or a log)
+
+
+@pytest.fixture(scope="session")
+def llama_server():
+    """The official llama.cpp llama-server on 127.0.0.1 serving the bundled GGUF (`--alias smollm2 --parallel 8`),
+    demanding ENGINE_KEY; stopped after the session. Fails (never skips) when it is not built."""
+    from bench.engine_server import MISSING, SERVER, LlamaServer
+    from dashboard.models import bundled_gguf_path
+
+    if not SERVER.is_file():
+        pytest.fail(MISSING, pytrace=False)
+    gguf = bundled_gguf_path()
+    if gguf is None:
+        pytest.fail(BUNDLED_MISSING, pytrace=False)
+    server = LlamaServer(gguf, api_key=ENGINE_KEY).start()
+    yield server
+    server.stop()
+    server.log_path.unlink(missing_ok=True)
+
+
+def use_engine(monkeypatch, base_url: str, name: str = "class", key: str | None = ENGINE_KEY, timeout: float = 3):
+    """Point the app at an engine: TOKENSCOPE_ENGINES, the key in a variable the operator names, a short timeout;
+    cached listings and clients are dropped so the change takes effect now."""
+    from dashboard import engines
+
+    monkeypatch.setenv("TOKENSCOPE_ENGINES", f"{name}={base_url}")
+    if key:
+        monkeypatch.setenv("CLASS_ENGINE_KEY", key)
+        monkeypatch.setenv("TOKENSCOPE_ENGINE_KEYS", f"{name}=CLASS_ENGINE_KEY")
+    monkeypatch.setenv("TOKENSCOPE_ENGINE_TIMEOUT_S", str(timeout))
+    engines.forget_listings()
+
+
+@pytest.fixture
+def engine(monkeypatch, llama_server):
+    """The app configured with the real engine as `class` (its model: class/smollm2)."""
+    use_engine(monkeypatch, llama_server.base_url)
+    yield llama_server
+    from dashboard import engines
+
+    engines.forget_listings()

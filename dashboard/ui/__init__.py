@@ -40,11 +40,15 @@ def run_page(page) -> None:
     ends only the page, so the sidebar and notices after it still render."""
     from streamlit.runtime.scriptrunner_utils.exceptions import StopException
 
+    from dashboard.engines import EngineError
+
     _entry.active = True
     try:
         page.run()
     except StopException:
         pass
+    except EngineError as exc:  # an engine failed mid-page: say so where it happened; the sidebar still renders
+        show_engine_error(exc, current_model_key())
     finally:
         _entry.active = False
 
@@ -109,6 +113,49 @@ def get_model(key: str) -> models.LoadedModel | None:
     return _load_with_progress(key)
 
 
+def get_backend(key: str):
+    """The back-end the pages talk to for model `key` (backends.Backend): the loaded model in this process, or
+    its engine; None after showing why it is unavailable (the page goes on)."""
+    from dashboard import backends
+
+    spec = models.get_spec(key)
+    if spec.source == "engine":
+        try:
+            return backends.engine_backend(spec)
+        except backends.EngineError as exc:
+            show_engine_error(exc, key)
+            return None
+    loaded = get_model(key)
+    if loaded is None:
+        return None
+    return backends.LocalBackend(loaded, precision_model=lambda precision: get_generation_model(key, precision))
+
+
+def show_engine_error(exc: Exception, key: str | None = None) -> None:
+    """An engine's failure in words, and how to keep going (nothing typed is lost; the page recovers by itself
+    once the engine answers again)."""
+    st.error(f"**The engine did not answer.** {exc} Everything you typed is kept: this page works again as soon "
+             "as the engine answers (rerun it, or move any control).", icon="🛰️")
+    default = models.default_model()
+    if key != default:
+        st.info(f"Meanwhile, pick {models.get_spec(default).label} in the sidebar to keep exploring in this process.")
+
+
+class engine_faults:
+    """`with ui.engine_faults():` shows an engine's failure inside the block as a message, not a traceback."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb) -> bool:
+        from dashboard.engines import EngineError
+
+        if exc is not None and isinstance(exc, EngineError):
+            show_engine_error(exc, current_model_key())
+            return True
+        return False
+
+
 def get_generation_model(key: str, precision: str) -> models.LoadedModel | None:
     """The model generation runs on: the shared fp32 model, or its shared bf16 copy (loaded like a model)."""
     loaded = get_model(key)
@@ -129,6 +176,9 @@ def get_tokenizer(key: str):
     spec = models.get_spec(key)
     if spec.tokenizer_offline:
         return _load_tokenizer(key)
+    if spec.source == "engine":
+        backend = get_backend(key)
+        return backend.tokenizer if backend else None
     loaded = get_model(key)
     return loaded.tokenizer if loaded else None
 
@@ -183,7 +233,7 @@ def model_picker() -> str:
     memory = f" In memory: {loaded.how}, {loaded.load_seconds:.1f} s to load." if loaded else ""
     st.sidebar.caption(f"**{spec.label}**. {spec.about}{memory}")
     for problem in models.registry_problems():
-        st.sidebar.warning(f"Operator's model list: {problem}.", icon="⚙️")
+        st.sidebar.warning(f"Operator's model list: {problem.rstrip('.')}.", icon="⚙️")
     return key
 
 

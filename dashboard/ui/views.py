@@ -17,22 +17,22 @@ from dashboard.sampling import Settings, distribution
 from dashboard.tokens import encode, fit_context, visible
 
 
-def token_path(loaded, prompt: str) -> TokenPath:
+def token_path(backend, prompt: str) -> TokenPath:
     """The session's token path for this model and prompt: one full forward when either changes (or the model
     was evicted and loaded again), none when only a control moves; a link's `path` is replayed once."""
-    prompt_ids, cut = fit_context(encode(loaded.tokenizer, prompt), loaded.context_length, 1, loaded.spec.label)
+    prompt_ids, cut = fit_context(backend.tokenize(prompt), backend.context_length, 1, backend.spec.label)
     ui.context_notice(cut)
     path: TokenPath | None = st.session_state.get("nt_path")
-    if (path is not None and st.session_state.get("nt_path_for") == (loaded.spec.key, tuple(prompt_ids))
-            and path.runs_on(loaded.model)):
+    if (path is not None and st.session_state.get("nt_path_for") == (backend.spec.key, tuple(prompt_ids))
+            and backend.owns(path)):
         return path
-    path = TokenPath(loaded.model, prompt_ids)
+    path = backend.path(prompt_ids)
     st.session_state["nt_path"] = path
-    st.session_state["nt_path_for"] = (loaded.spec.key, tuple(prompt_ids))
+    st.session_state["nt_path_for"] = (backend.spec.key, tuple(prompt_ids))
     raw = st.query_params.get("path")
     if raw and not st.session_state.get("nt_link_path_used"):
         st.session_state["nt_link_path_used"] = True
-        replay, notice = decode_path(raw, loaded.vocab_size)
+        replay, notice = decode_path(raw, backend.vocab_size)
         if notice:
             ui.add_notice(notice)
         for n, (token_id, how) in enumerate(replay):
@@ -63,6 +63,10 @@ def find_token(tok, dist) -> None:
         return
     tid = q_ids[0]
     note = f" (it is {len(q_ids)} tokens; showing the first, {visible(tok.decode([tid]))!r})" if len(q_ids) > 1 else ""
+    if not bool(dist.logits[tid].isfinite()):
+        st.write(f"`{visible(tok.decode([tid]))}` (id {tid}) is not among the engine's top tokens here: its "
+                 f"probability is below the last of them ({float(dist.probs[dist.probs > 0].min()):.4%}).{note}")
+        return
     status = "survives the controls" if bool(dist.scores[tid].isfinite()) else "is removed by the controls"
     st.write(f"`{visible(tok.decode([tid]))}` (id {tid}) is rank **{dist.rank_of(tid):,}** with probability "
              f"**{float(dist.probs[tid]):.4%}** before and **{float(dist.after[tid]):.4%}** after; it {status}.{note}")
@@ -73,7 +77,7 @@ def why_not_top(path: TokenPath, settings: Settings) -> None:
     last = path.steps[-1] if path.steps else None
     if last is None or not last.how.startswith("sampled") or last.rank == 1:
         return
-    before = distribution(path.logits_at(len(path.steps) - 1), settings, torch.tensor(path.ids[:-1]))
+    before = distribution(path.logits_at(len(path.steps) - 1), settings, torch.tensor(path.ids[:-1]), path.partial)
     top_p = float(before.after.max())
     st.info(f"**Why wasn't the top token chosen?** Sampling draws at random from the processed distribution. The top "
             f"token had a {top_p:.0%} chance, so {1 - top_p:.0%} of draws pick something else; this draw picked rank "
@@ -206,27 +210,25 @@ def column_inputs(i: int, default_prompt: str, shared: Settings, sidebar_model: 
 
 
 def column_logits(entries: list[tuple[int, str, str]]) -> dict:
-    """{column: (model key, tokenizer, next-token logits)}: one padded batch forward per model, kept in the
-    session so moving a control runs no model."""
-    from dashboard.compare import batched_next_logits
-
+    """{column: (model key, tokenizer, next-token logits, partial)}: one padded batch forward per model (on an
+    engine: concurrent requests it batches), kept in the session so moving a control runs no model."""
     by_model: dict[str, list] = {}
     for i, key, text in entries:
         by_model.setdefault(key, []).append((i, text))
     results, memo = {}, st.session_state.setdefault("cmp_memo", {})
     for key, items in by_model.items():
-        loaded = ui.get_model(key)
-        if loaded is None:
+        backend = ui.get_backend(key)
+        if backend is None:
             continue
         ids = []
         for i, text in items:
-            kept, cut = fit_context(encode(loaded.tokenizer, text), loaded.context_length, 1, loaded.spec.label)
+            kept, cut = fit_context(backend.tokenize(text), backend.context_length, 1, backend.spec.label)
             ui.context_notice(cut and f"Prompt {i + 1}: {cut}")
             ids.append(tuple(kept))
-        if memo.get(key, (None,))[0] != ids or memo[key][2]() is not loaded.model:  # new prompts, or reloaded
-            pad = loaded.tokenizer.pad_token_id or 0
-            logits = batched_next_logits(loaded.model, [list(x) for x in ids], pad_id=pad)
-            memo[key] = (ids, logits, weakref.ref(loaded.model))  # a weak reference: eviction frees the model
+        handle = backend.handle  # the torch module, or the engine back-end
+        if memo.get(key, (None,))[0] != ids or memo[key][2]() is not handle:  # new prompts, or reloaded
+            logits = backend.next_logits([list(x) for x in ids])
+            memo[key] = (ids, logits, weakref.ref(handle))  # a weak reference: eviction frees the model
         for row, (i, _) in enumerate(items):
-            results[i] = (key, loaded.tokenizer, memo[key][1][row])
+            results[i] = (key, backend.tokenizer, memo[key][1][row], backend.top_n is not None)
     return results
