@@ -40,7 +40,8 @@ class LlamaServer:
     def start(self, timeout: float = 60) -> "LlamaServer":
         """Start the server and wait until /health says it has loaded the model."""
         args = [str(SERVER), "-m", str(self.gguf), "--alias", ALIAS, "--parallel", str(self.parallel),
-                "--host", "127.0.0.1", "--port", str(self.port), "-t", str(self.threads), "--no-webui"]
+                "--host", "127.0.0.1", "--port", str(self.port), "-t", str(self.threads), "--no-webui",
+                "--threads-http", str(4 * self.parallel)]  # sessions' idle keep-alive connections hold threads
         env = dict(os.environ)
         if self.api_key:
             env["LLAMA_API_KEY"] = self.api_key  # not on the command line, where `ps` would show it

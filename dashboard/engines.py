@@ -121,8 +121,12 @@ class EngineClient:
         t = timeout_s()
         timeout = httpx2.Timeout(t, connect=min(2.0, t))
         key = engine.api_key()
-        self.openai = openai.OpenAI(base_url=engine.base_url, api_key=key or "none", timeout=timeout, max_retries=0)
-        self.http = httpx2.Client(base_url=engine.root, timeout=timeout,
+        # Idle connections are closed after 2 s: an engine's HTTP threads are few (llama.cpp: parallel + 2 by
+        # default) and each kept-alive connection holds one until the server's own 5 s keep-alive runs out.
+        limits = httpx2.Limits(max_connections=64, max_keepalive_connections=8, keepalive_expiry=2.0)
+        self.openai = openai.OpenAI(base_url=engine.base_url, api_key=key or "none", timeout=timeout, max_retries=0,
+                                    http_client=openai.DefaultHttpxClient(timeout=timeout, limits=limits))
+        self.http = httpx2.Client(base_url=engine.root, timeout=timeout, limits=limits,
                                   headers={"Authorization": f"Bearer {key}"} if key else {})
 
     def fail(self, what: str, exc: BaseException) -> EngineError:
@@ -134,8 +138,9 @@ class EngineClient:
         if isinstance(exc, (openai.APITimeoutError, httpx2.TimeoutException)):
             why = f"it did not answer within {timeout_s():g} s"
         elif isinstance(exc, (openai.APIConnectionError, httpx2.TransportError)):
-            why = "it cannot be reached (is it running?)" if "connect" in repr(exc).lower() or isinstance(
-                exc, httpx2.ConnectError) else "the connection broke off"
+            cause = exc.__cause__ if isinstance(exc, openai.APIConnectionError) else exc
+            why = ("it cannot be reached (is it running?)" if isinstance(cause, (httpx2.ConnectError, OSError))
+                   else "the connection broke off before the answer was complete")
         elif isinstance(exc, openai.APIStatusError):
             why = f"it answered HTTP {exc.status_code}"
             detail = _error_detail(exc.body)
@@ -143,6 +148,8 @@ class EngineClient:
                 why += f": {detail}"
         elif isinstance(exc, httpx2.HTTPStatusError):
             why = f"it answered HTTP {exc.response.status_code}"
+        elif isinstance(exc, ConnectionError):
+            why = "the stream broke off before the end"
         elif isinstance(exc, (ValueError, KeyError, TypeError, IndexError, AttributeError)):
             why = "its answer was not the JSON expected (malformed)"
         else:
@@ -376,9 +383,11 @@ def stream_completion(model: EngineModel, ids: list[int], settings, max_tokens: 
         )
     except Exception as exc:
         raise c.fail("generation", exc) from None
+    events = 0
     try:
         with stream:
             for chunk in stream:
+                events += 1
                 choice = chunk.to_dict()["choices"][0]
                 for e in (choice.get("logprobs") or {}).get("content") or []:
                     tid = token_id(e, model)
@@ -394,6 +403,8 @@ def stream_completion(model: EngineModel, ids: list[int], settings, max_tokens: 
         raise
     except Exception as exc:
         raise c.fail("generation", exc) from None
+    if not events:  # an answer, but not a stream of events
+        raise c.fail("generation", ValueError("no events in the stream"))
     raise c.fail("generation", ConnectionError("the stream ended without a finish reason"))
 
 

@@ -275,7 +275,7 @@ def llama_server():
     server.log_path.unlink(missing_ok=True)
 
 
-def use_engine(monkeypatch, base_url: str, name: str = "class", key: str | None = ENGINE_KEY, timeout: float = 3):
+def use_engine(monkeypatch, base_url: str, name: str = "class", key: str | None = ENGINE_KEY, timeout: float = 10):
     """Point the app at an engine: TOKENSCOPE_ENGINES, the key in a variable the operator names, a short timeout;
     cached listings and clients are dropped so the change takes effect now."""
     from dashboard import engines
