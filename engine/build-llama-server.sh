@@ -23,6 +23,12 @@ fi
 rm -rf "$OUT/src/llama_cpp_python-$VERSION"
 tar -xzf "$OUT/src/llama_cpp_python-$VERSION.tar.gz" -C "$OUT/src"
 SRC="$OUT/src/llama_cpp_python-$VERSION/vendor/llama.cpp"
+# CMake and Ninja from the package registry when the machine has none (into the same venv as PIP).
+if ! command -v cmake >/dev/null; then
+  "$PIP" install -q cmake ninja
+  export PATH="$(dirname "$PIP"):$PATH"
+fi
+command -v c++ >/dev/null || { echo "llama-server: a C++ compiler is needed (apt-get install g++)" >&2; exit 1; }
 GEN=(); command -v ninja >/dev/null && GEN=(-G Ninja)
 echo "llama-server: building from $SRC (about 4 minutes on 2 cores)"
 cmake -S "$SRC" -B "$OUT/build" "${GEN[@]}" "${FLAGS[@]}" >"$OUT/build.log" 2>&1 \
