@@ -66,6 +66,9 @@ class Backend(Protocol):
     def score(self, ids: list[int], start: int = 1) -> list[TokenScore]:
         """Per-token probability, rank and alternatives for ids[start:]."""
 
+    def inside(self) -> LoadedModel:
+        """The weights in this process, for the Inside views (only where unavailable("inside") is None)."""
+
 
 # --------------------------------------------------------------------------- local: transformers in this process
 
@@ -86,7 +89,15 @@ class LocalBackend:
         self._precision_model = precision_model  # callable(precision) -> LoadedModel
 
     def unavailable(self, feature: str) -> str | None:
+        if feature == "inside":
+            from dashboard.inside import supported
+
+            return supported(self.loaded.model)  # e.g. an architecture without a final norm to lens through
         return None
+
+    def inside(self) -> LoadedModel:
+        """The loaded weights, for the Inside views (lens, attention, attribution)."""
+        return self.loaded
 
     def tokenize(self, text: str) -> list[int]:
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -301,6 +312,9 @@ class EngineBackend:
         finally:
             pieces.close()  # closes the HTTP stream: the engine stops generating for it
             run.finished = time.perf_counter()
+
+    def inside(self) -> LoadedModel:
+        raise EngineError(f"{self.spec.label} cannot be looked inside: {self.unavailable('inside')}.")
 
     def beam(self, prompt_ids: list[int], settings) -> Generation:
         raise EngineError(f"Beam search is not available on engine {self.engine!r}: {self.unavailable('beam')}.")

@@ -101,12 +101,12 @@ def attribution_section(study: views.Study) -> None:
 
 
 if prompt is not None and backend is not None:
-    reason = backend.unavailable("inside") or inside.supported(backend.loaded.model)
+    reason = backend.unavailable("inside")
     if reason:
-        st.warning(f"{backend.spec.label} cannot be looked inside here: {reason}. Pick a model that runs in this "
+        st.warning(f"{backend.spec.label} cannot be looked inside here: {reason.rstrip('.')}. Pick a model that runs in this "
                    "process (the bundled SmolLM2, GPT-2) to see its layers.", icon="🔬")
     else:
-        study = views.study(backend.loaded, prompt)
+        study = views.study(backend.inside(), prompt)
         views.keep_valid("view", list(INSIDE_VIEWS), INSIDE_VIEWS[0])
         view = st.segmented_control("View", INSIDE_VIEWS, key="view", bind="query-params") or INSIDE_VIEWS[0]
         ui.bound("view", INSIDE_VIEWS[0])
