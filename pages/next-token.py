@@ -1,5 +1,6 @@
 """Next token: the distribution over the next token, what the sampling controls do to it, one draw, stepping."""
 
+import pandas as pd
 import streamlit as st
 import torch
 
@@ -92,7 +93,13 @@ def chart_and_table(path: TokenPath, dist) -> None:
     ui.chart_downloads(chart, f"next-token-{model_key}", key="nt_chart")
     st.markdown(f"**The top {n_show} tokens** (ranked before the controls; *cumulative after* runs in the order "
                 "a draw lays tokens out)")
-    st.table(table_text(top_table(tok, dist, n_show)), hide_index=True)
+    shown = table_text(top_table(tok, dist, n_show))
+    if backend.top_n is not None:  # the engine's answer ends at its top N: the rest of the mass is one row
+        other = max(0.0, 1.0 - float(dist.probs.sum()))
+        shown = pd.concat([shown, pd.DataFrame([{"rank": f">{backend.top_n}", "id": "—", "token": "(other)",
+                                                 "before": f"{other:.2%}", "after": "—", "logit": "—",
+                                                 "cumulative after": "—"}])], ignore_index=True)
+    st.table(shown, hide_index=True)
     top_export = backend.top_n or TOP_EXPORT
     ui.download_buttons(lambda: top_table(tok, dist, top_export), f"top-{top_export}-{model_key}", key="nt_top")
 

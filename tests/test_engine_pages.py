@@ -41,7 +41,10 @@ def test_next_token_on_the_engine_shows_its_top_n_and_steps(engine, smollm):
     at = open_page("pages/next-token.py", model=KEY)
     assert "On the engine 'class'" in texts(at) and "top 20 tokens" in texts(at)
     table = at.table[0].value
-    assert len(table) == 15 and table["token"].iloc[0] == "␣advers"
+    assert len(table) == 16 and table["token"].iloc[0] == "␣advers"
+    assert table["token"].iloc[-1] == "(other)" and table["rank"].iloc[-1] == ">20"
+    shown = sum(float(p.rstrip("%")) for p in table["before"].iloc[:15])
+    assert 0 < float(table["before"].iloc[-1].rstrip("%")) < 100 - shown  # the rest beyond the top 20
     assert at.button(key="nt_append").disabled is False
     at.button(key="nt_append").click().run()
     assert not at.exception
