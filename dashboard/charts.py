@@ -129,30 +129,41 @@ RANK_BUCKETS = ((10, "#bbf7d0", "top 10"), (100, "#fef08a", "top 100"), (1000, "
                 (None, "#e9d5ff", "beyond 1000"))
 
 
-def rank_colour(rank: int) -> str:
-    """Background colour of a token with this rank under the model (GLTR's buckets)."""
+BEYOND_TOP_N = "#e5e7eb"  # an engine's token below its top N: its rank is not known
+
+
+def rank_colour(rank: int, top_n: int | None = None) -> str:
+    """Background colour of a token with this rank under the model (GLTR's buckets); grey past an engine's top N,
+    where the rank is unknown."""
+    if top_n is not None and rank > top_n:
+        return BEYOND_TOP_N
     for limit, colour, _ in RANK_BUCKETS:
         if limit is None or rank <= limit:
             return colour
     return RANK_BUCKETS[-1][1]
 
 
-def rank_legend_html() -> str:
-    """A one-line legend for the rank colours."""
+def rank_legend_html(top_n: int | None = None) -> str:
+    """A one-line legend for the rank colours (an engine's: buckets up to its top N, then "below the top N")."""
+    buckets = [(c, label) for _, c, label in RANK_BUCKETS]
+    if top_n is not None:  # ranks are known up to the top N only
+        buckets = [(rank_colour(1), "top 10")] + ([(rank_colour(top_n), f"top {top_n}")] if top_n > 10 else [])
+        buckets.append((BEYOND_TOP_N, f"below the engine's top {top_n} (rank unknown)"))
     items = "".join(
         f'<span style="background:{c};padding:1px 6px;border-radius:3px;margin-right:6px">{html.escape(label)}</span>'
-        for _, c, label in RANK_BUCKETS
+        for c, label in buckets
     )
     return f'<div style="font-size:0.85rem">Rank of each token under the model: {items}</div>'
 
 
-def ranked_text_html(prefix: str, tokens: list[str], scores, alternatives: list[str]) -> str:
+def ranked_text_html(prefix: str, tokens: list[str], scores, alternatives: list[str], top_n: int | None = None) -> str:
     """`prefix` in plain text, then each token coloured by rank; hovering shows probability, rank, top-5."""
     parts = [f'<span style="color:#6b7280">{html.escape(prefix)}</span>']
     for i, (text, s, alts) in enumerate(zip(tokens, scores, alternatives)):
-        tip = f"#{s.index} p={s.prob:.4f} rank {s.rank} · top 5: {alts}"
+        rank = f"below the top {top_n}" if top_n is not None and s.rank > top_n else f"rank {s.rank}"
+        tip = f"#{s.index} p={s.prob:.4f} {rank} · top 5: {alts}"
         parts.append(
-            f'<span title="{html.escape(tip, quote=True)}" style="background:{rank_colour(s.rank)};'
+            f'<span title="{html.escape(tip, quote=True)}" style="background:{rank_colour(s.rank, top_n)};'
             f'border-radius:3px">{html.escape(text)}</span>'
         )
     return '<div style="white-space:pre-wrap;line-height:1.8;font-size:1.02rem">' + "".join(parts) + "</div>"

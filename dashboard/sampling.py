@@ -274,16 +274,12 @@ def entropy_bits(probs: torch.Tensor) -> float:
     return float(-(p * p.log2()).sum())
 
 
-def distribution(logits: torch.Tensor, settings: Settings, prev_ids: torch.Tensor | None = None,
-                 partial: bool = False) -> Distribution:
-    """Raw and processed distributions for one position's `logits` (vocab,).
-
-    `partial`: the logits are an engine's top-N log-probs (-inf elsewhere). The raw probabilities are then
-    the engine's own (they sum to the top N's share, the rest is "other"); the controls act on the top N."""
+def distribution(logits: torch.Tensor, settings: Settings, prev_ids: torch.Tensor | None = None) -> Distribution:
+    """Raw and processed distributions for one position's `logits` (vocab,). An engine's top-N log-probs (-inf
+    elsewhere) give the distribution within its top N: the shares add up to 1 there, as sampling sees them."""
     logits = logits.float().reshape(-1)  # (vocab,)
     scores = process_logits(logits, settings, prev_ids)[0]  # (vocab,)
-    probs = logits.exp() if partial else torch.softmax(logits, -1)  # (vocab,)
-    return Distribution(logits, probs, scores, torch.softmax(scores, -1))
+    return Distribution(logits, torch.softmax(logits, -1), scores, torch.softmax(scores, -1))
 
 
 def top_tokens(probs: torch.Tensor, k: int) -> tuple[list[int], list[float]]:

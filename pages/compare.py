@@ -33,10 +33,9 @@ def change_columns(delta: int) -> None:
 def distributions(results: dict, shared: Settings, own: dict, processed: bool) -> dict:
     """{column: probabilities}: raw, or after the controls (a column's own settings act on the processed view)."""
     out = {}
-    for i, (_, _, logits, partial) in sorted(results.items()):
-        d = distribution(logits, own.get(i) or shared, prev_ids=None, partial=partial)
-        probs = d.after if (processed or any(own.values())) else d.probs
-        out[i] = probs / probs.sum()  # an engine's top N renormalised, so divergences compare like with like
+    for i, (_, _, logits, _) in sorted(results.items()):
+        d = distribution(logits, own.get(i) or shared, prev_ids=None)  # an engine's: shares of its top N
+        out[i] = d.after if (processed or any(own.values())) else d.probs
     return out
 
 

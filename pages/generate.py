@@ -102,7 +102,7 @@ def result(prompt_ids: list[int], settings: Settings) -> None:
             st.markdown(f"**{safe_markdown(tok.decode(run.prompt_ids))}**"
                         f"{safe_markdown(tok.decode(run.new_ids, skip_special_tokens=True))}")
     else:
-        views.scored_text(tok, run.prompt_ids, scores, key="gen", stem=f"tokens-{model_key}")
+        views.scored_text(tok, run.prompt_ids, scores, key="gen", stem=f"tokens-{model_key}", top_n=backend.top_n)
     st.caption(f"{run.settings.strategy} · {run.settings.precision} · {len(run.output_ids)} tokens in total")
     if (run.prompt_ids, run.settings) == (prompt_ids, settings) and run.reason != "stopped":
         ui.share_extra({"run": ["1"]})  # the link replays exactly this text
@@ -132,10 +132,10 @@ def score_text() -> None:
         st.session_state["score_memo"] = memo
     st.metric("Perplexity", f"{perplexity(memo[1]):.2f}",
               help="2 to the mean surprisal: how many equally likely choices the model was torn between")
-    views.scored_text(tok, ids[:1], memo[1], key="score", stem=f"scores-{model_key}")
+    views.scored_text(tok, ids[:1], memo[1], key="score", stem=f"scores-{model_key}", top_n=backend.top_n)
     if backend.top_n is not None:
-        st.caption(f"On the engine, ranks count within its top {backend.top_n}: rank {backend.top_n + 1} means "
-                   "below them (the probability itself is exact).")
+        st.caption(f"On the engine, ranks count within its top {backend.top_n}: grey (rank {backend.top_n + 1} in "
+                   "the table) means below them; the probability itself is the engine's own.")
 
 
 if backend is not None:

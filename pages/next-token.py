@@ -1,6 +1,5 @@
 """Next token: the distribution over the next token, what the sampling controls do to it, one draw, stepping."""
 
-import pandas as pd
 import streamlit as st
 import torch
 
@@ -29,7 +28,7 @@ backend = ui.get_backend(model_key)
 
 def after(path: TokenPath, settings: Settings):
     """Raw and processed distributions for the token after `path` (no forward)."""
-    return distribution(path.logits, settings, prev_ids=torch.tensor(path.ids), partial=path.partial)
+    return distribution(path.logits, settings, prev_ids=torch.tensor(path.ids))
 
 
 def append_top(path: TokenPath, settings: Settings) -> None:
@@ -58,20 +57,25 @@ def stepping(path: TokenPath, settings: Settings) -> None:
     st.html(marked_text_html(tok.decode(path.prompt_ids), [tok.decode([s.token_id]) for s in path.steps]))
 
 
-def figures(dist) -> None:
-    """Entropy before and after, mass kept and tokens left (on an engine: of its top N, and the rest "other")."""
-    m1, m2, m3, m4 = st.columns(4)
-    if backend.top_n is not None:
-        other = max(0.0, 1.0 - float(dist.probs.sum()))
+def figures(path: TokenPath, dist) -> None:
+    """Entropy before and after, mass kept and tokens left; on an engine also the share its top N hold."""
+    cols = st.columns(5 if path.partial else 4)
+    if path.partial:
+        held = float(path.logits.exp().sum())  # the engine's own probabilities of its top N
         st.info(f"**On the engine {backend.engine!r}:** the distribution is its top {backend.top_n} tokens, which "
-                f"hold {1 - other:.1%} of the probability; the other {other:.1%} (**other**: the rest of the "
-                f"{backend.vocab_size:,}-token vocabulary) is not shown. The sampling controls act on the top "
-                f"{backend.top_n}; Generate uses the engine's own sampler with the same settings.", icon="🛰️")
-    m1.metric("Entropy before", f"{entropy_bits(dist.probs):.2f} bits", help="Uncertainty of the raw distribution"
-              + (" (of the engine's top N only)" if backend.top_n else ""))
-    m2.metric("Entropy after", f"{entropy_bits(dist.after):.2f} bits", help="Uncertainty of what sampling draws from")
-    m3.metric("Mass kept", f"{dist.mass_kept:.1%}", help="Raw probability of the tokens that survive")
-    m4.metric("Tokens left", f"{dist.kept:,}", help=f"Out of {dist.probs.shape[0]:,} in the vocabulary")
+                f"hold {held:.1%} of its probability; the other {1 - held:.1%} (**other**: the rest of the "
+                f"{backend.vocab_size:,}-token vocabulary) is not sent. Probabilities here are shares of the top "
+                f"{backend.top_n}, and the sampling controls act on them; Generate uses the engine's own sampler "
+                "with the same settings over its whole vocabulary.", icon="🛰️")
+        cols[4].metric("Other", f"{1 - held:.1%}", help=f"The engine's probability outside its top {backend.top_n}")
+    within = f" (within the engine's top {backend.top_n})" if path.partial else ""
+    cols[0].metric("Entropy before", f"{entropy_bits(dist.probs):.2f} bits",
+                   help="Uncertainty of the raw distribution" + within)
+    cols[1].metric("Entropy after", f"{entropy_bits(dist.after):.2f} bits",
+                   help="Uncertainty of what sampling draws from")
+    cols[2].metric("Mass kept", f"{dist.mass_kept:.1%}", help="Raw probability of the tokens that survive" + within)
+    cols[3].metric("Tokens left", f"{dist.kept:,}",
+                   help=f"Out of {backend.top_n if path.partial else dist.probs.shape[0]:,}" + within)
 
 
 def chart_and_table(path: TokenPath, dist) -> None:
@@ -94,11 +98,6 @@ def chart_and_table(path: TokenPath, dist) -> None:
     st.markdown(f"**The top {n_show} tokens** (ranked before the controls; *cumulative after* runs in the order "
                 "a draw lays tokens out)")
     shown = table_text(top_table(tok, dist, n_show))
-    if backend.top_n is not None:  # the engine's answer ends at its top N: the rest of the mass is one row
-        other = max(0.0, 1.0 - float(dist.probs.sum()))
-        shown = pd.concat([shown, pd.DataFrame([{"rank": f">{backend.top_n}", "id": "—", "token": "(other)",
-                                                 "before": f"{other:.2%}", "after": "—", "logit": "—",
-                                                 "cumulative after": "—"}])], ignore_index=True)
     st.table(shown, hide_index=True)
     top_export = backend.top_n or TOP_EXPORT
     ui.download_buttons(lambda: top_table(tok, dist, top_export), f"top-{top_export}-{model_key}", key="nt_top")
@@ -132,7 +131,7 @@ def explore_sections(path: TokenPath) -> None:
         st.markdown("**Text so far** (appended tokens highlighted)")
         stepping(path, settings)
         dist = after(path, settings)
-        figures(dist)
+        figures(path, dist)
         chart_and_table(path, dist)
         draw_view(path, settings, dist)
         views.find_token(tok, dist)

@@ -252,3 +252,15 @@ def test_engine_api_key_is_sent_but_never_shown_or_logged(monkeypatch, llama_ser
         engines.forget_listings()
     for text in messages + [r.getMessage() for r in caplog.records]:
         assert ENGINE_KEY not in text and "wrong-key-1234" not in text
+
+
+def test_an_engines_ranks_past_its_top_n_are_grey_not_a_bucket():
+    from dashboard.charts import BEYOND_TOP_N, rank_colour, rank_legend_html, ranked_text_html
+
+    assert rank_colour(21) == rank_colour(50) != BEYOND_TOP_N  # local: GLTR's top-100 bucket
+    assert rank_colour(21, top_n=20) == BEYOND_TOP_N and rank_colour(20, top_n=20) == rank_colour(20)
+    legend = rank_legend_html(20)
+    assert "top 20" in legend and "below the engine&#x27;s top 20" in legend and "top 1000" not in legend
+    score = backends._score(3, 11, math.log(0.01), [(5, math.log(0.5), None)])
+    shown = ranked_text_html("a", ["b"], [score], ["x"], top_n=1)
+    assert BEYOND_TOP_N in shown and "below the top 1" in shown

@@ -41,17 +41,21 @@ def test_next_token_on_the_engine_shows_its_top_n_and_steps(engine, smollm):
     at = open_page("pages/next-token.py", model=KEY)
     assert "On the engine 'class'" in texts(at) and "top 20 tokens" in texts(at)
     table = at.table[0].value
-    assert len(table) == 16 and table["token"].iloc[0] == "␣advers"
-    assert table["token"].iloc[-1] == "(other)" and table["rank"].iloc[-1] == ">20"
-    shown = sum(float(p.rstrip("%")) for p in table["before"].iloc[:15])
-    assert 0 < float(table["before"].iloc[-1].rstrip("%")) < 100 - shown  # the rest beyond the top 20
+    assert len(table) == 15 and table["token"].iloc[0] == "␣advers"
+    metrics = {m.label: m.value for m in at.metric}
+    held = float(at.session_state["nt_path"].logits.exp().sum())
+    assert metrics["Other"] == f"{1 - held:.1%}" and 0.05 < 1 - held < 0.5  # the engine's mass beyond its top 20
+    assert metrics["Entropy before"] == metrics["Entropy after"]  # neutral controls change nothing
+    assert metrics["Mass kept"] == "100.0%" and metrics["Tokens left"] == "20"
+    top = float(table["before"].iloc[0].rstrip("%")) / 100
+    assert top == pytest.approx(0.2525 / held, abs=0.002)  # a share of the top 20
     assert at.button(key="nt_append").disabled is False
     at.button(key="nt_append").click().run()
     assert not at.exception
     path = at.session_state["nt_path"]
     assert path.ids == SMOL_SEED_IDS + [9264] and path.steps[0].rank == 1
     at.slider(key="top_k").set_value(3).run()  # the controls act on the engine's top N
-    assert at.metric[3].value == "3"
+    assert {m.label: m.value for m in at.metric}["Tokens left"] == "3"
 
 
 def test_generate_on_the_engine_writes_the_raw_engines_greedy_text(engine):
@@ -67,6 +71,8 @@ def test_generate_on_the_engine_writes_the_raw_engines_greedy_text(engine):
 
     assert backends.engine_backend(models.get_spec(KEY)).detokenize(run.new_ids) == raw
     assert len(scores) == 24 and all(s.rank == 1 for s in scores)  # scored while streaming
+    legend = [h.proto.body for h in at.get("html") if "Rank of each token" in h.proto.body][0]
+    assert "below the engine&#x27;s top 20" in legend or "below the engine's top 20" in legend
     assert [m.value for m in at.metric][0] == "24"
 
 

@@ -65,7 +65,7 @@ def find_token(tok, dist) -> None:
     note = f" (it is {len(q_ids)} tokens; showing the first, {visible(tok.decode([tid]))!r})" if len(q_ids) > 1 else ""
     if not bool(dist.logits[tid].isfinite()):
         st.write(f"`{visible(tok.decode([tid]))}` (id {tid}) is not among the engine's top tokens here: its "
-                 f"probability is below the last of them ({float(dist.probs[dist.probs > 0].min()):.4%}).{note}")
+                 f"share is below the last of them ({float(dist.probs[dist.probs > 0].min()):.4%}).{note}")
         return
     status = "survives the controls" if bool(dist.scores[tid].isfinite()) else "is removed by the controls"
     st.write(f"`{visible(tok.decode([tid]))}` (id {tid}) is rank **{dist.rank_of(tid):,}** with probability "
@@ -77,7 +77,7 @@ def why_not_top(path: TokenPath, settings: Settings) -> None:
     last = path.steps[-1] if path.steps else None
     if last is None or not last.how.startswith("sampled") or last.rank == 1:
         return
-    before = distribution(path.logits_at(len(path.steps) - 1), settings, torch.tensor(path.ids[:-1]), path.partial)
+    before = distribution(path.logits_at(len(path.steps) - 1), settings, torch.tensor(path.ids[:-1]))
     top_p = float(before.after.max())
     st.info(f"**Why wasn't the top token chosen?** Sampling draws at random from the processed distribution. The top "
             f"token had a {top_p:.0%} chance, so {1 - top_p:.0%} of draws pick something else; this draw picked rank "
@@ -123,11 +123,12 @@ def score_frame(tok, scores) -> pd.DataFrame:
     })
 
 
-def scored_text(tok, prefix_ids: list[int], scores, key: str, stem: str) -> None:
-    """Text coloured by rank with a legend, a token inspector, the per-token table and downloads."""
+def scored_text(tok, prefix_ids: list[int], scores, key: str, stem: str, top_n: int | None = None) -> None:
+    """Text coloured by rank with a legend, a token inspector, the per-token table and downloads (`top_n`: an
+    engine's scores, whose ranks are known only within its top N)."""
     alts = [", ".join(f"{visible(tok.decode([i]))} {p:.0%}" for i, p in zip(s.top_ids, s.top_probs)) for s in scores]
-    st.html(ranked_text_html(tok.decode(prefix_ids), [tok.decode([s.token_id]) for s in scores], scores, alts))
-    st.html(rank_legend_html())
+    st.html(ranked_text_html(tok.decode(prefix_ids), [tok.decode([s.token_id]) for s in scores], scores, alts, top_n))
+    st.html(rank_legend_html(top_n))
     frame = score_frame(tok, scores)
     pick = st.selectbox("Inspect a token", range(len(scores)), key=f"{key}_inspect",
                         format_func=lambda i: f"#{scores[i].index} {frame['token'][i]} (rank {scores[i].rank})")
