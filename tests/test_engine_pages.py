@@ -129,8 +129,10 @@ def test_a_failing_engine_is_a_message_the_prompt_stays_and_the_page_recovers(pr
     shown = "\n".join(e.value for e in at.error)
     assert "The engine did not answer" in shown and "Everything you typed is kept" in shown
     assert at.text_area(key="prompt").value == "A brand new prompt about cats and"
+    at.selectbox(key="model").set_value("smollm2-135m").run()  # the session keeps working on the local model
+    assert not at.error and not at.exception and at.table[0].value["token"].iloc[0]
     proxied.mode = "pass"
-    at.run()
+    at.selectbox(key="model").set_value(KEY).run()  # and the engine page recovers once it answers again
     assert not at.error and "On the engine 'class'" in texts(at)
 
 
