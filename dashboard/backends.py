@@ -240,6 +240,7 @@ class EngineBackend:
         self.vocab_size = model.vocab_size or 262_144
         self.top_n = engines.top_n()
         self.handle = self
+        self._echo: bool | None = None  # whether the engine echoes prompt log-probs (None: not tried yet)
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix=f"engine-{self.engine}")
 
     def unavailable(self, feature: str) -> str | None:
@@ -321,9 +322,20 @@ class EngineBackend:
         raise EngineError(f"Beam search is not available on engine {self.engine!r}: {self.unavailable('beam')}.")
 
     def score(self, ids: list[int], start: int = 1, precision: str = "fp32") -> list[TokenScore]:
-        """Per-token scores, one top-N request per position (llama.cpp's server gives no prompt log-probs);
-        a token outside the top N gets its probability from a request that forces it (logit bias)."""
+        """Per-token scores: one request echoing the prompt's log-probs where the engine gives them (vLLM), else
+        one top-N request per position (llama.cpp's server), a token outside the top N then getting its
+        probability from a request that forces it (logit bias)."""
         start = max(1, start)
+        if self._echo is not False and len(ids) > 1:  # one request, where the engine echoes prompt log-probs
+            try:
+                rows = calls.prompt_logprobs(self.model, ids, min(self.top_n, 5))
+                self._echo = True
+                return [_score(j, ids[j], *rows[j - 1]) for j in range(start, len(ids))]
+            except EngineError as exc:
+                if exc.status is None or self._echo:
+                    raise  # down or slow: not a missing feature
+                self._echo = False  # it refuses echo (llama.cpp): one request per position from now on
+                logger.info("engine %s gives no prompt log-probs; scoring per position", self.engine)
         positions = list(range(start, len(ids)))
 
         def one(j: int) -> TokenScore:

@@ -86,6 +86,47 @@ def _top_entries(logprobs: dict) -> list[dict]:
     return []
 
 
+def _stream_entries(logprobs: dict) -> list[dict]:
+    """One streamed chunk's tokens as llama.cpp-shaped entries ({id or token, logprob, top_logprobs}), from either
+    answer shape: llama.cpp's `content` list, or OpenAI's legacy parallel lists (vLLM: "token_id:N" tokens)."""
+    if isinstance(logprobs.get("content"), list):
+        return logprobs["content"]
+    tokens = logprobs.get("tokens") or []
+    lps = logprobs.get("token_logprobs") or []
+    tops = logprobs.get("top_logprobs") or [None] * len(tokens)
+    return [{"token": t, "logprob": lp, "top_logprobs": [{"token": k, "logprob": v} for k, v in (top or {}).items()]}
+            for t, lp, top in zip(tokens, lps, tops)]
+
+
+def prompt_logprobs(model: EngineModel, ids: list[int], n: int) -> list[tuple[float, list[tuple[int, float, None]]]]:
+    """For each position j ≥ 1 of `ids`: (log-prob of ids[j] after ids[:j], its top n [(id, log-prob, None)]), from
+    one request echoing the prompt with log-probs (OpenAI's `echo`, as vLLM gives it). EngineError with a
+    `status` when the engine refuses echo (llama.cpp's server does)."""
+    c = client(model.engine)
+    try:
+        out = c.openai.completions.create(
+            model=model.model_id, prompt=[list(ids)], max_tokens=1, echo=True, logprobs=n, temperature=0.0,
+            extra_body={"return_tokens_as_token_ids": True},
+        ).to_dict()
+        lp = out["choices"][0].get("logprobs") or {}
+        if not isinstance(lp.get("tokens"), list):  # it answered, but without the prompt (llama.cpp ignores echo)
+            refused = EngineError(f"engine {model.engine.name!r} does not echo prompt log-probs")
+            refused.status = 200
+            raise refused
+        tokens, chosen, tops = lp["tokens"], lp["token_logprobs"], lp["top_logprobs"]
+        if len(tokens) < len(ids) or any(token_id({"token": t}, model) != i for t, i in zip(tokens, ids)):
+            raise ValueError("the echoed tokens are not the prompt's (no token ids)")
+        rows = []
+        for j in range(1, len(ids)):
+            top = [(token_id({"token": k}, model), float(v), None) for k, v in (tops[j] or {}).items()]
+            rows.append((float(chosen[j]), [t for t in top if t[0] is not None]))
+        return rows
+    except EngineError:
+        raise
+    except Exception as exc:
+        raise c.fail("scoring the text", exc) from None
+
+
 def stream_completion(model: EngineModel, ids: list[int], settings, max_tokens: int, n: int) -> Iterator[dict]:
     """The engine's streamed completion of `ids`, one dict per generated token: id, bytes, logprob and the top
     `n` [(id, logprob, bytes)] there; ends with {"finish_reason": …}. Closing it closes the connection, which
@@ -105,7 +146,7 @@ def stream_completion(model: EngineModel, ids: list[int], settings, max_tokens: 
             for chunk in stream:
                 events += 1
                 choice = chunk.to_dict()["choices"][0]
-                for e in (choice.get("logprobs") or {}).get("content") or []:
+                for e in _stream_entries(choice.get("logprobs") or {}):
                     tid = token_id(e, model)
                     if tid is None:
                         raise ValueError("a streamed token without an id")

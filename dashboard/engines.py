@@ -26,7 +26,10 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 
 
 class EngineError(RuntimeError):
-    """An engine could not answer; the message is for users and never holds the API key."""
+    """An engine could not answer; the message is for users and never holds the API key. `status`: the HTTP
+    status when the engine answered with an error (it is up, but refused this request)."""
+
+    status: int | None = None
 
 
 @dataclass(frozen=True)
@@ -156,7 +159,10 @@ class EngineClient:
             why = f"{exc.__class__.__name__}"
         message = _redact(f"{what} on {where} failed: {why}.", self.engine)
         logger.warning("%s", message)
-        return EngineError(message)
+        error = EngineError(message)
+        if isinstance(exc, openai.APIStatusError):
+            error.status = exc.status_code
+        return error
 
     def get_json(self, path: str) -> Any:
         """GET a server endpoint's JSON."""

@@ -264,3 +264,45 @@ def test_an_engines_ranks_past_its_top_n_are_grey_not_a_bucket():
     score = backends._score(3, 11, math.log(0.01), [(5, math.log(0.5), None)])
     shown = ranked_text_html("a", ["b"], [score], ["x"], top_n=1)
     assert BEYOND_TOP_N in shown and "below the top 1" in shown
+
+
+# --------------------------------------------------------------------------- a vLLM-shaped engine (no llama.cpp extensions)
+
+
+@pytest.fixture
+def vllm(monkeypatch, smollm):
+    """A vLLM-shaped stand-in computing with the bundled model itself, registered as engine `gpu`."""
+    from vllmstub import VllmStub
+
+    stub = VllmStub(smollm.model, smollm.tokenizer).start()
+    use_engine(monkeypatch, stub.base_url, name="gpu", key=None)
+    yield stub
+    stub.stop()
+    engines.forget_listings()
+
+
+def test_a_vllm_style_engine_works_through_the_legacy_logprob_format(vllm, smollm):
+    spec = models.get_spec("gpu/stub-smol")
+    b = backends.engine_backend(spec)
+    model = engines.find("gpu/stub-smol")
+    assert not model.llama_cpp and model.context == 2048 and model.vocab_size is None
+    ids = b.tokenize(SEED_PROMPT)
+    assert ids == smollm.tokenizer(SEED_PROMPT, add_special_tokens=False)["input_ids"]
+    local = backends.LocalBackend(smollm)
+    # next token: the legacy top_logprobs dict of "token_id:N" → exactly the local model's top N
+    engine_lp = b.next_logits([ids])[0]
+    local_lp = torch.log_softmax(local.next_logits([ids])[0], -1)
+    top = local_lp.topk(b.top_n)
+    assert torch.allclose(engine_lp[top.indices], top.values, atol=1e-5)
+    # streaming in the legacy format: greedy ids and scores as the local model gives them
+    run = Generation(ids, Settings(max_new_tokens=6))
+    streamed = list(b.stream(ids, Settings(max_new_tokens=6), run))
+    assert streamed == generate_ids(smollm.model, smollm.tokenizer, ids, Settings(max_new_tokens=6))[len(ids):]
+    assert b.detokenize(streamed) == smollm.tokenizer.decode(streamed)  # bytes from /detokenize, per id
+    # scoring: one echo request gives every position's log-prob (no per-position requests)
+    before = len(vllm.requests)
+    scores = b.score(ids, start=1)
+    assert vllm.requests[before:] == ["POST /v1/completions"]
+    for e, l in zip(scores, local.score(ids, start=1)):
+        assert e.token_id == l.token_id and e.prob == pytest.approx(l.prob, abs=1e-5)
+        assert e.rank == (l.rank if l.rank <= 5 else 6)  # ranks known within the echoed top 5
