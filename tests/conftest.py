@@ -296,3 +296,17 @@ def engine(monkeypatch, llama_server):
     from dashboard import engines
 
     engines.forget_listings()
+
+
+@pytest.fixture
+def engine_proxy(monkeypatch, llama_server):
+    """The app on the real engine through a fault proxy (tests/faultproxy.py: set `.mode`), 1 s timeout."""
+    from faultproxy import FaultProxy
+
+    proxy = FaultProxy(llama_server.base_url).start()
+    use_engine(monkeypatch, proxy.base_url, timeout=1)
+    yield proxy
+    proxy.stop()
+    from dashboard import engines
+
+    engines.forget_listings()

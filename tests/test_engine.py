@@ -159,13 +159,9 @@ def test_engine_stream_stops_at_max_new_tokens_and_closing_it_stops(engine):
 
 
 @pytest.fixture
-def proxy(monkeypatch, llama_server):
+def proxy(engine_proxy):
     """The app on the real engine through a fault proxy, with a 1 s timeout."""
-    p = FaultProxy(llama_server.base_url).start()
-    use_engine(monkeypatch, p.base_url, timeout=1)
-    yield p
-    p.stop()
-    engines.forget_listings()
+    return engine_proxy
 
 
 def _fails(fn, *words, within: float = 3.0) -> str:

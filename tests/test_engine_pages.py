@@ -111,12 +111,10 @@ def test_compare_puts_the_engine_beside_the_local_model(engine, smollm):
 
 
 @pytest.fixture
-def proxied(monkeypatch, llama_server):
-    p = FaultProxy(llama_server.base_url).start()
-    use_engine(monkeypatch, p.base_url, timeout=3)
-    yield p
-    p.stop()
-    engines.forget_listings()
+def proxied(monkeypatch, engine_proxy):
+    """The fault proxy with a 3 s timeout (a page run does more than one request)."""
+    use_engine(monkeypatch, engine_proxy.base_url, timeout=3)
+    return engine_proxy
 
 
 @pytest.mark.parametrize("mode", ["500", "hang", "garbage"])
