@@ -1,8 +1,12 @@
 """`make bench`: the app measured through its pages (AppTest, a served app in Chromium) and its hot paths against
 raw transformers in the same process, as ratios (medians; these machines are shared, so compare ratios).
 
+The engine cases (bench/engine.py) run the app on the official llama.cpp llama-server (`make engine`) against the
+app on the local fp32 model: one stream through the back-ends, and 8 Chromium sessions generating at once.
+
 Writes bench/results.json: a list of {"name", "value", "goal", "unit", "ok", "baseline", "note"}.
-BENCH_REPEATS (default 5), BENCH_BROWSER=0 (skip the Chromium cases), BENCH_SESSIONS=0 (skip the 8 sessions)."""
+BENCH_REPEATS (default 5; the 8-session rounds at most 3), BENCH_BROWSER=0 (skip the Chromium cases, the engine's 8
+sessions included), BENCH_SESSIONS=0 (skip the 8 sessions' memory)."""
 
 from __future__ import annotations
 
@@ -382,6 +386,22 @@ def bench_inside(app) -> None:
         record("inside_lens", None, 4.0, "ratio", note=f"failed: {type(exc).__name__}: {exc}")
 
 
+def bench_engine(app) -> None:
+    """The app on llama.cpp's llama-server vs the app on the local fp32 model: one greedy stream through
+    EngineBackend.stream vs LocalBackend.stream (bench/engine.py)."""
+    from bench import engine
+
+    engine.bench_engine_stream(app, record, REPEATS, STORY)
+
+
+def bench_class8() -> None:
+    """8 Chromium sessions press Generate at once on a served app: on the engine vs 1 session, and vs 8 on the
+    local model (bench/engine.py; needs Chromium and llama-server)."""
+    from bench import engine
+
+    engine.bench_class8(record, max(1, min(REPEATS, 3)))
+
+
 def main() -> int:
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("streamlit").setLevel(logging.ERROR)
@@ -397,12 +417,14 @@ def main() -> int:
     bench_slider(app)
     bench_step(app, raw)
     bench_stream(app, raw)
+    bench_engine(app)
     bench_compare(app)
     bench_inside(app)
     del raw
     bench_cold_start()
     if os.environ.get("BENCH_BROWSER", "1") != "0":
         bench_browser()
+        bench_class8()
     if os.environ.get("BENCH_SESSIONS", "1") != "0":
         bench_sessions()
     out = ROOT / "bench" / "results.json"
