@@ -141,9 +141,9 @@ _PROBE_JS = """
     if (g.clickedAt === null || g.doneAt !== null) return;
     for (const m of document.querySelectorAll('[data-testid="stMetric"]')) {
       const label = m.querySelector('[data-testid="stMetricLabel"]');
-      if (label && label.innerText.trim() === 'New tokens') { g.doneAt = Date.now(); return; }
+      if (label && label.textContent.trim() === 'New tokens') { g.doneAt = Date.now(); return; }
     }
-  }, 25);
+  }, 25);  // textContent, not innerText: reading it forces no layout, so the probe itself costs the page ~nothing
 })();
 """
 

@@ -9,7 +9,7 @@ from dashboard.ui import views
 ui.page_guard()
 
 from dashboard.backends import MAX_ENGINE_SCORE_TOKENS, EngineError  # noqa: E402
-from dashboard.generation import Generation, perplexity, stream_text  # noqa: E402
+from dashboard.generation import Generation, coalesce, perplexity, stream_text  # noqa: E402
 from dashboard.sampling import CONTROLS, Settings  # noqa: E402
 from dashboard.tokens import MAX_PROMPT_TOKENS, fit_context, safe_markdown  # noqa: E402
 
@@ -65,7 +65,7 @@ def write(prompt_ids: list[int], settings: Settings, stop) -> None:
             with st.spinner(f"Beam search with {settings.num_beams} beams…"):
                 st.session_state["gen_last"] = (backend.beam(prompt_ids, settings), None)
         else:
-            pieces = stream_text(tok, backend.stream(prompt_ids, settings, run))
+            pieces = coalesce(stream_text(tok, backend.stream(prompt_ids, settings, run)))
             try:
                 st.write_stream(safe_markdown(p) for p in pieces)
             except EngineError as exc:  # the engine died or stalled mid-stream: keep what was written

@@ -199,3 +199,34 @@ def test_stopping_the_text_stream_ends_the_model_work_at_once(tiny_gpt2, gpt2_to
         assert threading.active_count() == threads
     finally:
         counter.close()
+
+
+def test_coalesce_joins_fast_pieces_and_keeps_every_character():
+    import time as clock
+
+    from dashboard.generation import coalesce
+
+    def fast():
+        for ch in "abcdefghij":
+            yield ch
+
+    def slow():
+        for ch in "xyz":
+            clock.sleep(0.03)
+            yield ch
+
+    out = list(coalesce(fast(), every_s=10))
+    assert out == ["a", "bcdefghij"]  # the first at once, the rest when the stream ends
+    assert "".join(coalesce(slow(), every_s=0.02)) == "xyz" and len(list(coalesce(slow(), every_s=0.02))) == 3
+    closed = []
+
+    def tracked():
+        try:
+            yield from "abc"
+        finally:
+            closed.append(True)
+
+    stream = coalesce(tracked(), every_s=0)
+    next(stream)
+    stream.close()
+    assert closed == [True]  # Stop closes the model loop underneath
