@@ -143,6 +143,17 @@ def test_engine_path_appends_undoes_and_scores(engine, smollm):
         assert abs(e.prob - l.prob) < 0.06 and (e.rank == l.rank or min(e.rank, l.rank) > 3)
 
 
+def test_engine_stream_ends_at_end_of_text_like_the_local_model(engine, smollm):
+    b = backend()
+    ids = b.tokenize("<|im_start|>user\nSay yes.<|im_end|>\n<|im_start|>assistant\n")
+    assert ids == smollm.tokenizer("<|im_start|>user\nSay yes.<|im_end|>\n<|im_start|>assistant\n",
+                                   add_special_tokens=False)["input_ids"]  # special tokens parsed alike
+    run = Generation(ids, Settings(max_new_tokens=60))
+    new = list(b.stream(ids, Settings(max_new_tokens=60), run))
+    assert run.reason == "end of text" and len(new) < 10
+    assert b.detokenize(new).strip().startswith("Yes")
+
+
 def test_engine_stream_stops_at_max_new_tokens_and_closing_it_stops(engine):
     b = backend()
     ids = b.tokenize(SEED_PROMPT)
