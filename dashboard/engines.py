@@ -124,7 +124,7 @@ class EngineClient:
         t = timeout_s()
         timeout = httpx2.Timeout(t, connect=min(2.0, t))
         key = engine.api_key()
-        # Idle connections are closed after 2 s: an engine's HTTP threads are few (llama.cpp: parallel + 2 by
+        # Idle connections are closed after 2 s: an engine's HTTP threads are few (llama.cpp: parallel + 4 by
         # default) and each kept-alive connection holds one until the server's own 5 s keep-alive runs out.
         limits = httpx2.Limits(max_connections=64, max_keepalive_connections=8, keepalive_expiry=2.0)
         self.openai = openai.OpenAI(base_url=engine.base_url, api_key=key or "none", timeout=timeout, max_retries=0,
