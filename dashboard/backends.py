@@ -23,6 +23,7 @@ from dashboard import engines
 from dashboard.engines import EngineError, EngineModel  # noqa: F401  (re-exported for the pages)
 from dashboard.generation import Generation, Step, TokenPath, TokenScore, beam_search, score_ids, stream_ids
 from dashboard.models import LoadedModel, ModelSpec
+from dashboard.tokens import encode
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +102,7 @@ class LocalBackend:
         return self.loaded
 
     def tokenize(self, text: str) -> list[int]:
-        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return encode(self.tokenizer, text)
 
     def detokenize(self, ids: list[int]) -> str:
         return self.tokenizer.decode(list(ids))
@@ -220,11 +221,8 @@ class EnginePath(TokenPath):
     def _forward(self, new_ids: list[int]) -> None:
         self._logits.append(self._backend.next_logits([self.ids + list(new_ids)])[0])
 
-    def truncate(self, n_steps: int) -> None:
-        if not 0 <= n_steps <= len(self.steps):
-            raise ValueError(f"`n_steps` must be in 0…{len(self.steps)}, got {n_steps!r}")
-        del self.steps[n_steps:]
-        del self._logits[n_steps + 1:]
+    def _crop(self, remove: int) -> None:
+        pass  # no cache here: the engine keeps its own prompt cache
 
 
 class EngineBackend:
@@ -255,7 +253,7 @@ class EngineBackend:
         return reasons.get(feature)
 
     def tokenize(self, text: str) -> list[int]:
-        return self.tokenizer(text)["input_ids"]
+        return encode(self.tokenizer, text)
 
     def detokenize(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids)
@@ -267,7 +265,7 @@ class EngineBackend:
         return isinstance(path, EnginePath) and path.runs_on(self)
 
     def _one(self, ids: list[int]) -> torch.Tensor:
-        rows, _ = calls.top_logprobs(self.model, ids, self.top_n)
+        rows = calls.top_logprobs(self.model, ids, self.top_n)
         logits = torch.full((self.vocab_size,), float("-inf"))  # (vocab,)
         for token_id, logprob, raw in rows:
             if 0 <= token_id < self.vocab_size:
@@ -339,7 +337,7 @@ class EngineBackend:
         positions = list(range(start, len(ids)))
 
         def one(j: int) -> TokenScore:
-            rows, _ = calls.top_logprobs(self.model, ids[:j], self.top_n)
+            rows = calls.top_logprobs(self.model, ids[:j], self.top_n)
             for tid, _, raw in rows:
                 self.tokenizer.remember(tid, raw)
             top = [(tid, lp, raw) for tid, lp, raw in rows]

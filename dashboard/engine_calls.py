@@ -48,17 +48,17 @@ def entry_bytes(entry: dict) -> bytes | None:
     return None
 
 
-def top_logprobs(model: EngineModel, ids: list[int], n: int) -> tuple[list[tuple[int, float, bytes | None]], dict]:
-    """([(token id, log-prob, bytes)] of the top `n` next tokens after `ids`, most likely first; the raw
-    answer): one completion of one token (greedy), asking for the log-probs of the top n."""
+def top_logprobs(model: EngineModel, ids: list[int], n: int) -> list[tuple[int, float, bytes | None]]:
+    """[(token id, log-prob, bytes)] of the top `n` next tokens after `ids`, most likely first: one completion of
+    one token (greedy), asking for the log-probs of the top n."""
     c = client(model.engine)
     try:
         out = c.openai.completions.create(
             model=model.model_id, prompt=[list(ids)], max_tokens=1, logprobs=n, temperature=0.0,
             extra_body={"n_probs": n, "return_tokens_as_token_ids": True, "cache_prompt": True},
         ).to_dict()
-        content = (out["choices"][0].get("logprobs") or {})
-        entries = _top_entries(content)
+        first = _stream_entries(out["choices"][0].get("logprobs") or {})[:1]  # the one generated token
+        entries = (first[0].get("top_logprobs") or []) if first else []
         rows = []
         for e in entries:
             tid = token_id(e, model)
@@ -72,22 +72,11 @@ def top_logprobs(model: EngineModel, ids: list[int], n: int) -> tuple[list[tuple
     except Exception as exc:
         raise c.fail("the next-token distribution", exc) from None
     rows.sort(key=lambda r: -r[1])
-    return rows[:n], out
-
-
-def _top_entries(logprobs: dict) -> list[dict]:
-    """The top log-prob entries of the first generated token, in either answer shape (llama.cpp's `content`
-    list, or OpenAI's legacy `top_logprobs` dicts of token text → log-prob)."""
-    if isinstance(logprobs.get("content"), list) and logprobs["content"]:
-        return list(logprobs["content"][0].get("top_logprobs") or [])
-    legacy = logprobs.get("top_logprobs")
-    if isinstance(legacy, list) and legacy and isinstance(legacy[0], dict):
-        return [{"token": k, "logprob": v} for k, v in legacy[0].items()]
-    return []
+    return rows[:n]
 
 
 def _stream_entries(logprobs: dict) -> list[dict]:
-    """One streamed chunk's tokens as llama.cpp-shaped entries ({id or token, logprob, top_logprobs}), from either
+    """An answer's (or a streamed chunk's) generated tokens as llama.cpp-shaped entries ({id or token, logprob, top_logprobs}), from either
     answer shape: llama.cpp's `content` list, or OpenAI's legacy parallel lists (vLLM: "token_id:N" tokens)."""
     if isinstance(logprobs.get("content"), list):
         return logprobs["content"]

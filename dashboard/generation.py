@@ -131,7 +131,11 @@ class TokenPath:
         del self.steps[n_steps:]
         del self._logits[n_steps + 1 :]
         if remove:
-            self.cache.crop(-remove)  # transformers 5: a negative count of tokens to drop
+            self._crop(remove)
+
+    def _crop(self, remove: int) -> None:
+        """Drop the last `remove` positions from the KV cache."""
+        self.cache.crop(-remove)  # transformers 5: a negative count of tokens to drop
 
     def undo(self) -> None:
         """Remove the last appended token."""

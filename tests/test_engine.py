@@ -169,12 +169,6 @@ def test_engine_stream_stops_at_max_new_tokens_and_closing_it_stops(engine):
 # --------------------------------------------------------------------------- faults
 
 
-@pytest.fixture
-def proxy(engine_proxy):
-    """The app on the real engine through a fault proxy, with a 1 s timeout."""
-    return engine_proxy
-
-
 def _fails(fn, *words, within: float = 3.0) -> str:
     start = time.monotonic()
     with pytest.raises(engines.EngineError) as info:
@@ -193,20 +187,20 @@ def _fails(fn, *words, within: float = 3.0) -> str:
     ("garbage", ["malformed"]),
     ("hang", ["did not answer within 1 s"]),
 ])
-def test_engine_faults_give_a_clear_message_in_seconds_then_recover(proxy, mode, words):
+def test_engine_faults_give_a_clear_message_in_seconds_then_recover(engine_proxy, mode, words):
     b = backend()  # listed while the engine answers
     ids = b.tokenize(SEED_PROMPT)
-    proxy.mode = mode
+    engine_proxy.mode = mode
     _fails(lambda: b.next_logits([ids + [1]]), "the next-token distribution", *words)
     _fails(lambda: list(b.stream(ids, Settings(max_new_tokens=4), Generation(ids, Settings()))), "generation", *words)
-    proxy.mode = "pass"  # the engine is back: the same back-end works again
+    engine_proxy.mode = "pass"  # the engine is back: the same back-end works again
     assert b.next_logits([ids])[0].isfinite().sum() == b.top_n
 
 
-def test_engine_dying_mid_stream_keeps_the_tokens_that_arrived(proxy):
+def test_engine_dying_mid_stream_keeps_the_tokens_that_arrived(engine_proxy):
     b = backend()
     ids = b.tokenize(SEED_PROMPT)
-    proxy.mode = "die"
+    engine_proxy.mode = "die"
     run = Generation(ids, Settings(max_new_tokens=30))
     got = []
 
@@ -215,7 +209,7 @@ def test_engine_dying_mid_stream_keeps_the_tokens_that_arrived(proxy):
             got.append(token)
 
     _fails(consume, "generation", "broke off")
-    assert len(got) == proxy.die_after and run.new_ids == got
+    assert len(got) == engine_proxy.die_after and run.new_ids == got
 
 
 def test_engine_down_at_start_is_named_and_comes_back(monkeypatch, llama_server):
