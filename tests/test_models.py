@@ -206,3 +206,30 @@ def test_a_tokenizer_config_the_fast_path_does_not_know_goes_to_autotokenizer(wr
     tok = models._cache_tokenizer(written_cache)  # tokenizer_class GPT2Tokenizer: AutoTokenizer's job
     assert type(tok).__name__ == "GPT2Tokenizer"
     assert tok.decode([8300]) == " programming"
+
+
+def test_the_bundled_tokenizer_alone_equals_the_models_and_is_cached(smollm, monkeypatch, tmp_path):
+    """Tokenize needs no weights: the bundled tokenizer read from the GGUF alone (then from its own cache) tokenizes
+    exactly like the loaded model's; a damaged tokenizer cache is read from the GGUF again and rewritten."""
+    from dashboard import weights
+
+    monkeypatch.setenv(models.CACHE_ENV, str(tmp_path))  # no weight cache here: the GGUF is read
+    gguf = models.bundled_gguf_path()
+    seen = []
+    first = models.bundled_tokenizer(gguf, progress=lambda text, fraction=None: seen.append(text))
+    assert seen and "tokenizer" in seen[0]  # it said what it was doing
+    folder = weights.tokenizer_cache_dir(gguf)
+    assert weights.tokenizer_cache_problem(folder) is None
+    seen.clear()
+    second = models.bundled_tokenizer(gguf, progress=lambda text, fraction=None: seen.append(text))
+    assert seen == []  # from the tokenizer cache, without reading the GGUF
+    for tok in (first, second):
+        for text in TEXTS:
+            ids = smollm.tokenizer(text, add_special_tokens=False)["input_ids"]
+            assert tok(text, add_special_tokens=False)["input_ids"] == ids, text
+            assert tok.decode(ids) == smollm.tokenizer.decode(ids)
+    (folder / "tokenizer.json").write_text("{}")  # damaged
+    assert weights.tokenizer_cache_problem(folder) is not None
+    third = models.bundled_tokenizer(gguf, progress=lambda text, fraction=None: seen.append(text))
+    assert seen and weights.tokenizer_cache_problem(folder) is None
+    assert third("Udacity is", add_special_tokens=False)["input_ids"] == smollm.tokenizer("Udacity is", add_special_tokens=False)["input_ids"]

@@ -167,18 +167,32 @@ def get_generation_model(key: str, precision: str) -> models.LoadedModel | None:
 
 @st.cache_resource(show_spinner=False)
 def _load_tokenizer(key: str):
-    """A weights-free tokenizer (GPT-2's offline vocabulary), shared by every session."""
+    """A weights-free tokenizer (GPT-2's offline vocabulary, the bundled model's tokenizer cache or GGUF, a local
+    folder's tokenizer files), shared by every session."""
     return models.load_tokenizer(key)
 
 
 def get_tokenizer(key: str):
-    """The tokenizer of `key`: offline when it has one (GPT-2), else the loaded model's; None if unavailable."""
+    """The tokenizer of `key` without waiting for its weights where it can be had alone (GPT-2's, the bundled
+    model's, a local folder's); else the loaded model's. None after showing why it is unavailable."""
     spec = models.get_spec(key)
-    if spec.tokenizer_offline:
-        return _load_tokenizer(key)
     if spec.source == "engine":
         backend = get_backend(key)
         return backend.tokenizer if backend else None
+    loaded = models.LOADED.peek(key)
+    if loaded is not None:
+        return loaded.tokenizer
+    if spec.tokenizer_offline or spec.source in ("bundled", "local"):
+        try:
+            with st.spinner(f"Loading {spec.label}'s tokenizer (its weights are not needed here)…", show_time=True):
+                return _load_tokenizer(key)
+        except models.ModelUnavailable as exc:
+            st.error(f"**{spec.label}'s tokenizer is not available here.** {exc}", icon="🔌")
+            return None
+        except Exception:  # a broken tokenizer must not take the page down
+            logger.exception("loading the tokenizer of %s failed", key)
+            st.error(f"{spec.label}'s tokenizer failed to load; see the server log. Other models still work.")
+            return None
     loaded = get_model(key)
     return loaded.tokenizer if loaded else None
 
@@ -243,14 +257,54 @@ def current_model_key() -> str:
     return key if key in models.registry() else models.default_model()
 
 
-def prompt_box(default: str, label: str = "Prompt", height: int = 100) -> str | None:
+def prompt_box(default: str, label: str = "Prompt", height: int = 100, keeps_path: bool = False) -> str | None:
     """Prompt text area bound to `?prompt=`; returns the cleaned prompt, or None after explaining a problem.
 
-    What the user typed stays in the box untouched; only the copy sent to the model is cleaned."""
+    Arriving from another page without a prompt in the link, the box holds the session's text (what the user
+    typed elsewhere, or Next token's text so far; `keeps_path`: Next token itself takes back the prompt its
+    token path grew from). What the user typed stays in the box untouched; only the copy sent to the model is
+    cleaned."""
     st.session_state["_ts_prompt_default"] = default
     _rendered(PROMPT_KEY, default)
+    if st.session_state.get("_ts_arrived") and PROMPT_KEY not in st.query_params:
+        text, base = st.session_state.get(_TEXT), st.session_state.get(_TEXT_BASE)
+        if keeps_path and base is not None:
+            st.session_state[PROMPT_KEY] = base
+        elif text is not None:
+            st.session_state[PROMPT_KEY] = text
     raw = st.text_area(label, value=default, key=PROMPT_KEY, bind="query-params", height=height)
+    same = raw == st.session_state.get(_TEXT)  # shown as it came: where it grew from still holds
+    keep_text(raw, st.session_state.get(_TEXT_BASE) if same else None)
     return checked_prompt(raw)
+
+
+_TEXT, _TEXT_BASE = "_ts_text", "_ts_text_base"
+
+
+def keep_text(text: str, base: str | None = None) -> None:
+    """Remember the text the user works on, for the next page they open; `base`: the prompt it grew from by
+    appended tokens (Next token), which that page takes back."""
+    st.session_state[_TEXT] = text
+    st.session_state[_TEXT_BASE] = base
+
+
+def following(name: str, value) -> None:
+    """Keep the widget `name` at `value`, a default that follows other input (Generate's new tokens follow the
+    prompt), until the user (or a link) sets it to something else."""
+    auto = f"_ts_auto_{name}"
+    if name not in st.session_state or st.session_state[name] == st.session_state.get(auto):
+        st.session_state[name] = value
+    st.session_state[auto] = value
+
+
+def in_url(name: str, value, default) -> None:
+    """Mirror a widget that is not bound to the URL (its options are shown formatted) into the address bar:
+    `?name=value`, or no parameter at its default."""
+    if value == default or value is None:
+        if name in st.query_params:
+            del st.query_params[name]
+    elif st.query_params.get(name) != str(value):
+        st.query_params[name] = str(value)
 
 
 def checked_prompt(raw: str, problem_text: str | None = None) -> str | None:
@@ -347,8 +401,8 @@ def apply_link(page_path: str) -> None:
 
 
 def carried_params() -> dict:
-    """Parameters that follow the user to another page: the prompt, when it was changed (the model is bound
-    to the URL by the entry script and follows on its own)."""
+    """Parameters of this view a share link must carry besides its widgets: the prompt, when it was changed (the
+    model is bound to the URL by the entry script)."""
     carry = {}
     prompt = st.session_state.get(PROMPT_KEY)
     if prompt and prompt != st.session_state.get("_ts_prompt_default"):
@@ -357,14 +411,19 @@ def carried_params() -> dict:
 
 
 def sidebar_navigation(box, pages: list) -> None:
-    """Page links in `box` that carry the model and the user's prompt to the next page."""
-    carry = carried_params()
-    for page in pages:
-        box.page_link(page, query_params=carry)
+    """The page links, in `box` (an st.empty: drawn before the page, so a page that loads a model still has
+    them, and again after it). They carry the model; the user's text follows through the session (see
+    prompt_box), so a link made before a fragment's rerun (Next token's appends) is never stale."""
+    with box.container():
+        for page in pages:
+            st.page_link(page)
 
 
-def begin_run() -> None:
-    """Start a run's record of which URL-bound widgets the page renders (for the share link)."""
+def begin_run(page_path: str) -> None:
+    """Start a run: note whether the user just arrived on this page, and start the record of which URL-bound
+    widgets the page renders (for the share link)."""
+    st.session_state["_ts_arrived"] = st.session_state.get("_ts_page") != page_path
+    st.session_state["_ts_page"] = page_path
     st.session_state["_ts_rendered"] = {MODEL_KEY: None}
     st.session_state["_ts_share_extra"] = {}
 

@@ -123,25 +123,24 @@ def layer_and_position(n_layers: int, seq: int, first_layer: int) -> tuple[int, 
     return int(layer), int(position)
 
 
-def _apply_click(event, name: str, fields: dict[str, str]) -> None:
-    """Copy a chart click into bound selectors, once per new click (the chart keeps its selection)."""
-    chosen = (event.selection.get(name) or [{}])[0] if event and event.selection else {}
-    if not chosen or st.session_state.get(f"_in_click_{name}") == chosen:
-        return
-    st.session_state[f"_in_click_{name}"] = chosen
-    for field, key in fields.items():
-        if field in chosen:
-            st.session_state[key] = int(chosen[field])
+CELL_CLICK = {"layer": "layer", "position": "position"}  # a lens cell sets both selectors
+ROW_CLICK = {"q": "position"}  # an attention row sets the query position
 
 
-def apply_cell_click(event, name: str) -> None:
-    """A lens cell clicked: its layer and position become the selected ones."""
-    _apply_click(event, name, {"layer": "layer", "position": "position"})
+def on_click(chart_key: str, name: str, fields: dict[str, str]):
+    """An `on_select` callback for the chart keyed `chart_key`: the clicked point's `fields` go into the bound
+    selectors. Callbacks run before the page is drawn, so the selectors may still change (setting them after
+    they were drawn raises StreamlitAPIException)."""
 
+    def callback() -> None:
+        event = st.session_state.get(chart_key)
+        selection = getattr(event, "selection", None) or {}
+        chosen = (selection.get(name) or [{}])[0]
+        for field, key in fields.items():
+            if field in chosen:
+                st.session_state[key] = int(chosen[field])
 
-def apply_row_click(event, name: str) -> None:
-    """An attention row clicked: that query token becomes the selected position."""
-    _apply_click(event, name, {"q": "position"})
+    return callback
 
 
 def target_picker(study: Study) -> int:

@@ -52,6 +52,16 @@ def keep_path_in_link(path: TokenPath) -> None:
         del st.query_params["path"]
 
 
+def keep_text_so_far(tok, path: TokenPath) -> None:
+    """The session's text is the prompt as typed plus the appended tokens: the next page opens on it, and Next
+    token, opened again, takes back the prompt with its path."""
+    typed = st.session_state.get(ui.PROMPT_KEY) or ""
+    if path.steps:
+        ui.keep_text(typed + tok.decode([s.token_id for s in path.steps]), base=typed)
+    else:
+        ui.keep_text(typed)
+
+
 def find_token(tok, dist) -> None:
     """"Where is…": the rank and probabilities of any token the user types."""
     query = st.text_input("Where is…", placeholder="e.g.  cat (with its leading space)", key="nt_find")
