@@ -6,6 +6,9 @@ import math
 
 import torch
 
+from dashboard.numbers import probability
+from dashboard.tokens import visible
+
 
 @torch.inference_mode()
 def batched_next_logits(model, prompts: list[list[int]], pad_id: int = 0) -> torch.Tensor:
@@ -61,8 +64,8 @@ def reading(name_q: str, p: torch.Tensor, q: torch.Tensor, decode) -> str:
     same_top = int(p.argmax()) == int(q.argmax())
     top_note = "the most likely token stays the same" if same_top else "the most likely token changes"
     return (
-        f"{name_q} moves {after - before:.0%} of the probability to {decode(tid)!r} "
-        f"(from {before:.1%} to {after:.1%}); {top_note}."
+        f"{name_q} moves {probability(after - before)} of the probability to {visible(decode(tid))} "
+        f"(from {probability(before)} to {probability(after)}); {top_note}."
     )
 
 

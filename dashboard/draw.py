@@ -9,6 +9,7 @@ import altair as alt
 import pandas as pd
 import torch
 
+from dashboard.numbers import probability
 from dashboard.sampling import draw_order, draw_u, inverse_cdf
 from dashboard.tokens import visible
 
@@ -47,10 +48,11 @@ def table_text(frame: pd.DataFrame) -> pd.DataFrame:
             "rank": frame["rank"].astype(str),
             "id": frame["id"].astype(str),
             "token": frame["token"],
-            "before": frame["probability before"].map(lambda p: f"{p:.2%}"),
-            "after": [("removed" if r else f"{p:.2%}") for p, r in zip(frame["probability after"], frame["removed"])],
+            "before": frame["probability before"].map(probability),
+            "after": [("removed" if r else probability(p)) for p, r in zip(frame["probability after"], frame["removed"])],
             "logit": frame["logit"].map(lambda v: f"{v:.3f}"),
-            "cumulative after": [("—" if c is None or pd.isna(c) else f"{c:.2%}") for c in frame["cumulative after"]],
+            "cumulative after": [("—" if c is None or pd.isna(c) else probability(min(c, 1.0)))
+                                 for c in frame["cumulative after"]],
         }
     )
 
@@ -143,5 +145,6 @@ def draw_sentence(tokenizer, draw: Draw, top_after: float) -> str:
                 f"`{token}`")
     if draw.rank_after == 1:
         return sentence + ", the most likely token."
-    return (sentence + f", rank {draw.rank_after} after the controls with probability {draw.prob:.2%}. The top "
-            f"token owns only the first {top_after:.2%} of the bar: any u past that picks something else.")
+    return (sentence + f", rank {draw.rank_after} after the controls with probability {probability(draw.prob)}. "
+            f"The top token owns only the first {probability(top_after)} of the bar: any u past that picks something "
+            "else.")

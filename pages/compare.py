@@ -77,8 +77,11 @@ def compare_sections() -> None:
         shared = Settings(strategy="sample", **ui.decoding_controls(["temperature", "top_k", "top_p", "min_p"],
                                                                       captions=False))
     o1, o2 = st.columns([2, 1])
-    processed = o1.toggle("Compare the processed distributions (after the controls)", key="cmp_processed")
-    k = o2.slider("Top tokens per column", 3, 20, 8, key="cmp_k")
+    processed = o1.toggle("Compare the processed distributions (after the controls)", key="cmp_processed",
+                          bind="query-params")
+    k = o2.slider("Top tokens per column", 3, 20, 8, key="cmp_k", bind="query-params")
+    ui.bound("cmp_processed", False)
+    ui.bound("cmp_k", 8)
     entries, own = [], {}
     for i, col in enumerate(st.columns(n)):
         with col:

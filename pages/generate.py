@@ -99,7 +99,10 @@ def result(prompt_ids: list[int], settings: Settings) -> None:
     m2.metric("Tokens per second", f"{run.tokens_per_second:.1f}")
     m3.metric("First token after", f"{(run.first_token_at - run.started) * 1000:.0f} ms")
     m4.metric("Stopped by", run.reason or "—")
-    if st.toggle("Show as Markdown", key="gen_markdown", help="Markdown formatting only; HTML, links and images never render"):
+    as_markdown = st.toggle("Show as Markdown", key="gen_markdown", bind="query-params",
+                            help="Markdown formatting only; HTML, links and images never render")
+    ui.bound("gen_markdown", False)
+    if as_markdown:
         with st.container(border=True):
             st.markdown(f"**{safe_markdown(tok.decode(run.prompt_ids))}**"
                         f"{safe_markdown(tok.decode(run.new_ids, skip_special_tokens=True))}")
@@ -113,8 +116,9 @@ def result(prompt_ids: list[int], settings: Settings) -> None:
 def score_text() -> None:
     """Score pasted text: perplexity and every token coloured by rank (the last window of a long text)."""
     st.caption("Paste any text: each token is coloured by how likely the model found it, given the text before it.")
-    raw = st.text_area("Text to score", value="", key="score_text", height=120,
+    raw = st.text_area("Text to score", value="", key="score_text", height=120, bind="query-params",
                        placeholder="The quick brown fox jumps over the lazy dog.")
+    ui.bound("score_text", "")
     text = ui.checked_prompt(raw, "Paste or type some text to score it.")
     if text is None:
         return
@@ -142,8 +146,9 @@ def score_text() -> None:
 
 if backend is not None:
     tok = backend.tokenizer
-    write_tab, score_tab = st.tabs(["Generate", "Score text"])
-    with write_tab:
+    write_tab, score_tab = st.tabs(["Generate", "Score text"], key="gen_tab", bind="query-params")
+    ui.bound("gen_tab", "Generate")
+    with write_tab:  # both tabs run: a widget left undrawn would lose what was typed in it
         prompt = ui.prompt_box(ui.STORY_PROMPT, height=80)
         left, main = st.columns([1, 2.6], gap="large")
         all_ids = backend.tokenize(prompt) if prompt else []

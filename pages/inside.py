@@ -85,7 +85,9 @@ def attention_section(study: views.Study) -> None:
 def attribution_section(study: views.Study) -> None:
     """Which input tokens drove a chosen next token, by occlusion or by gradient × input."""
     target = views.target_picker(study)
-    method = st.radio("Method", ["occlusion", "gradient × input"], horizontal=True, key="in_method")
+    method = st.radio("Method", ["occlusion", "gradient × input"], horizontal=True, key="in_method",
+                      bind="query-params")
+    ui.bound("in_method", "occlusion")
     scores = study.attribution(target, method)
     if len(study.attribution_ids) < len(study.ids):
         st.info(f"Attribution looks at the last {len(study.attribution_ids)} of the {len(study.ids)} tokens "
@@ -108,6 +110,7 @@ if prompt is not None and backend is not None:
     else:
         study = views.study(backend.inside(), prompt)
         views.keep_valid("view", list(INSIDE_VIEWS), INSIDE_VIEWS[0])
-        view = st.segmented_control("View", INSIDE_VIEWS, key="view", bind="query-params") or INSIDE_VIEWS[0]
+        view = st.segmented_control("View", INSIDE_VIEWS, default=INSIDE_VIEWS[0], required=True, key="view",
+                                    bind="query-params") or INSIDE_VIEWS[0]
         ui.bound("view", INSIDE_VIEWS[0])
         {"lens": lens_section, "attention": attention_section, "attribution": attribution_section}[view](study)

@@ -11,6 +11,7 @@ ui.page_guard()
 from dashboard.charts import VIEWS, before_after_chart, before_after_frame, marked_text_html  # noqa: E402
 from dashboard.draw import draw_chart, draw_frame, draw_sentence, one_draw, table_text, top_table  # noqa: E402
 from dashboard.generation import TokenPath  # noqa: E402
+from dashboard.numbers import probability  # noqa: E402
 from dashboard.sampling import Settings, distribution, entropy_bits  # noqa: E402
 
 TOP_EXPORT = 1000  # tokens in the table's downloads
@@ -63,17 +64,17 @@ def figures(path: TokenPath, dist) -> None:
     if path.partial:
         held = float(path.logits.exp().sum())  # the engine's own probabilities of its top N
         st.info(f"**On the engine {backend.engine!r}:** the distribution is its top {backend.top_n} tokens, which "
-                f"hold {held:.1%} of its probability; the other {1 - held:.1%} (**other**: the rest of the "
+                f"hold {probability(held)} of its probability; the other {probability(1 - held)} (**other**: the rest of the "
                 f"{backend.vocab_size:,}-token vocabulary) is not sent. Probabilities here are shares of the top "
                 f"{backend.top_n}, and the sampling controls act on them; Generate uses the engine's own sampler "
                 "with the same settings over its whole vocabulary.", icon="🛰️")
-        cols[4].metric("Other", f"{1 - held:.1%}", help=f"The engine's probability outside its top {backend.top_n}")
+        cols[4].metric("Other", probability(1 - held), help=f"The engine's probability outside its top {backend.top_n}")
     within = f" (within the engine's top {backend.top_n})" if path.partial else ""
     cols[0].metric("Entropy before", f"{entropy_bits(dist.probs):.2f} bits",
                    help="Uncertainty of the raw distribution" + within)
     cols[1].metric("Entropy after", f"{entropy_bits(dist.after):.2f} bits",
                    help="Uncertainty of what sampling draws from")
-    cols[2].metric("Mass kept", f"{dist.mass_kept:.1%}", help="Raw probability of the tokens that survive" + within)
+    cols[2].metric("Mass kept", probability(min(dist.mass_kept, 1.0)), help="Raw probability of the tokens that survive" + within)
     cols[3].metric("Tokens left", f"{dist.kept:,}",
                    help=f"Out of {backend.top_n if path.partial else dist.probs.shape[0]:,}" + within)
 
@@ -81,11 +82,15 @@ def figures(path: TokenPath, dist) -> None:
 def chart_and_table(path: TokenPath, dist) -> None:
     """The before→after chart (a click appends that token) and the same numbers as a table."""
     o1, o2, o3 = st.columns([3, 2, 1.3])
-    view = o1.segmented_control("Show", VIEWS, default=VIEWS[0], key="nt_view") or VIEWS[0]
-    n_show = o2.slider("Tokens shown", 5, 50, 15, key="nt_show")
+    view = o1.segmented_control("Show", VIEWS, default=VIEWS[0], key="nt_view", required=True,
+                                bind="query-params") or VIEWS[0]
+    n_show = o2.slider("Tokens shown", 5, 50, 15, key="nt_show", bind="query-params")
     if backend.top_n is not None:
         n_show = min(n_show, backend.top_n)  # the engine gave no more
-    log_scale = o3.toggle("Log", key="nt_log", disabled=view != "probability", help="Log scale for probabilities")
+    log_scale = o3.toggle("Log", key="nt_log", disabled=view != "probability", bind="query-params",
+                          help="Log scale for probabilities")
+    for name, default in (("nt_view", VIEWS[0]), ("nt_show", 15), ("nt_log", False)):
+        ui.bound(name, default)
     chart = before_after_chart(before_after_frame(tok, dist, n_show), view, log_scale, selection="pick")
     event = st.altair_chart(chart, width="stretch", on_select="rerun", selection_mode="pick",
                             key=f"nt_chart_{len(path.steps)}_{len(path.ids)}")  # one widget per step

@@ -20,8 +20,9 @@ if models.get_spec(model_key).source == "engine":
 
 other_key = st.selectbox(
     "Compare with another tokenizer", ["(none)"] + [k for k in models.registry() if k != model_key],
-    key="tok_compare", help="Shows how a second model's tokenizer splits the same text.",
+    key="tok_compare", bind="query-params", help="Shows how a second model's tokenizer splits the same text.",
 )
+ui.bound("tok_compare", "(none)")
 
 if prompt is not None and tokenizer is not None and other_key != "(none)":
     other = ui.get_tokenizer(other_key)

@@ -35,7 +35,7 @@ def test_next_token_shows_real_distribution_and_append_changes_text(smollm):
     path = at.session_state["nt_path"]
     top = int(path.logits.argmax())
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Tokens left"] == "49,152" and metrics["Mass kept"] == "100.0%"
+    assert metrics["Tokens left"] == "49,152" and metrics["Mass kept"] == "100.00%"
     at.button(key="nt_append").click().run()
     assert not at.exception
     path = at.session_state["nt_path"]

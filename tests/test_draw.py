@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from dashboard.draw import draw_frame, one_draw, table_text, top_table
+from dashboard.numbers import probability
 from dashboard.sampling import Settings, distribution, draw_order, draw_u, inverse_cdf, sample_token
 
 from conftest import SEED_PROMPT, open_page, texts
@@ -49,7 +50,8 @@ def test_top_table_and_draw_on_a_real_distribution(tiny_gpt2, gpt2_tokenizer):
     assert kept["cumulative after"].is_monotonic_increasing and abs(kept["cumulative after"].iloc[-1] - 1) < 1e-6
     assert abs(sum(kept["probability after"]) - 1) < 1e-6
     shown = table_text(frame)
-    assert shown["after"].tolist()[5:] == ["removed"] * 3 and shown["before"].iloc[0].endswith("%")
+    assert shown["after"].tolist()[5:] == ["removed"] * 3
+    assert shown["before"].tolist() == [probability(p) for p in frame["probability before"]]  # one format everywhere
     for seed in range(20):
         draw = one_draw(dist, seed, 0)
         assert draw.token_id == sample_token(dist.after, seed, 0)

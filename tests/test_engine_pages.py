@@ -44,9 +44,9 @@ def test_next_token_on_the_engine_shows_its_top_n_and_steps(engine, smollm):
     assert len(table) == 15 and table["token"].iloc[0] == "␣advers"
     metrics = {m.label: m.value for m in at.metric}
     held = float(at.session_state["nt_path"].logits.exp().sum())
-    assert metrics["Other"] == f"{1 - held:.1%}" and 0.05 < 1 - held < 0.5  # the engine's mass beyond its top 20
+    assert metrics["Other"] == f"{1 - held:.2%}" and 0.05 < 1 - held < 0.5  # the engine's mass beyond its top 20
     assert metrics["Entropy before"] == metrics["Entropy after"]  # neutral controls change nothing
-    assert metrics["Mass kept"] == "100.0%" and metrics["Tokens left"] == "20"
+    assert metrics["Mass kept"] == "100.00%" and metrics["Tokens left"] == "20"
     top = float(table["before"].iloc[0].rstrip("%")) / 100
     assert top == pytest.approx(0.2525 / held, abs=0.002)  # a share of the top 20
     assert at.button(key="nt_append").disabled is False

@@ -10,6 +10,7 @@ import torch
 from dashboard import inside, ui
 from dashboard.inside_charts import MAX_LENS_POSITIONS
 from dashboard.links import decode_path
+from dashboard.numbers import probability
 from dashboard.tokens import encode, fit_context, visible
 
 ATTRIBUTION_NOTE = {
@@ -148,10 +149,14 @@ def target_picker(study: Study) -> int:
     probs = torch.softmax(study.fwd.logits, -1)
     top = torch.topk(probs, 10)
     options = top.indices.tolist()
-    label = {t: f"{visible(study.tok.decode([t]))} ({p:.1%})" for t, p in zip(options, top.values.tolist())}
-    return int(st.selectbox("Explain the next token", options, key="in_target", format_func=label.get,
-                            help="The model's top choice by default; pick another of its top 10 to see what "
-                                 "speaks for that one."))
+    label = {t: f"{visible(study.tok.decode([t]))} ({probability(p)})" for t, p in zip(options, top.values.tolist())}
+    keep_valid("in_target", options, options[0])  # a link's token id that is not among the top 10 here
+    target = int(st.selectbox("Explain the next token", options, key="in_target", format_func=label.get,
+                              help="The model's top choice by default; pick another of its top 10 to see what "
+                                   "speaks for that one."))
+    ui.bound("in_target", options[0])  # the link carries the token id (the label holds a probability)
+    ui.in_url("in_target", target, options[0])
+    return target
 
 
 def attention_frame(weights: torch.Tensor, tokens: list[str]) -> pd.DataFrame:

@@ -13,6 +13,7 @@ from dashboard import ui
 from dashboard.charts import rank_legend_html, ranked_text_html
 from dashboard.generation import TokenPath
 from dashboard.links import decode_path, encode_path
+from dashboard.numbers import probability
 from dashboard.sampling import Settings, distribution
 from dashboard.tokens import encode, fit_context, visible
 
@@ -64,7 +65,9 @@ def keep_text_so_far(tok, path: TokenPath) -> None:
 
 def find_token(tok, dist) -> None:
     """"Where is…": the rank and probabilities of any token the user types."""
-    query = st.text_input("Where is…", placeholder="e.g.  cat (with its leading space)", key="nt_find")
+    query = st.text_input("Where is…", placeholder="e.g.  cat (with its leading space)", key="nt_find",
+                          bind="query-params")
+    ui.bound("nt_find", "")
     if not query:
         return
     q_ids = encode(tok, query)
@@ -75,11 +78,11 @@ def find_token(tok, dist) -> None:
     note = f" (it is {len(q_ids)} tokens; showing the first, {visible(tok.decode([tid]))!r})" if len(q_ids) > 1 else ""
     if not bool(dist.logits[tid].isfinite()):
         st.write(f"`{visible(tok.decode([tid]))}` (id {tid}) is not among the engine's top tokens here: its "
-                 f"share is below the last of them ({float(dist.probs[dist.probs > 0].min()):.4%}).{note}")
+                 f"share is below the last of them ({probability(dist.probs[dist.probs > 0].min())}).{note}")
         return
     status = "survives the controls" if bool(dist.scores[tid].isfinite()) else "is removed by the controls"
     st.write(f"`{visible(tok.decode([tid]))}` (id {tid}) is rank **{dist.rank_of(tid):,}** with probability "
-             f"**{float(dist.probs[tid]):.4%}** before and **{float(dist.after[tid]):.4%}** after; it {status}.{note}")
+             f"**{probability(dist.probs[tid])}** before and **{probability(dist.after[tid])}** after; it {status}.{note}")
 
 
 def why_not_top(path: TokenPath, settings: Settings) -> None:
@@ -90,8 +93,9 @@ def why_not_top(path: TokenPath, settings: Settings) -> None:
     before = distribution(path.logits_at(len(path.steps) - 1), settings, torch.tensor(path.ids[:-1]))
     top_p = float(before.after.max())
     st.info(f"**Why wasn't the top token chosen?** Sampling draws at random from the processed distribution. The top "
-            f"token had a {top_p:.0%} chance, so {1 - top_p:.0%} of draws pick something else; this draw picked rank "
-            f"{last.rank} (probability {last.prob:.2%}). Lower the temperature or top-p to make that rarer.", icon="🎲")
+            f"token had a {probability(top_p)} chance, so {probability(1 - top_p)} of draws pick something else; this "
+            f"draw picked rank {last.rank} (probability {probability(last.prob)}). Lower the temperature or top-p to "
+            "make that rarer.", icon="🎲")
 
 
 def step_history(tok, path: TokenPath, stem: str) -> None:
@@ -107,8 +111,8 @@ def step_history(tok, path: TokenPath, stem: str) -> None:
         "rank": [s.rank for s in path.steps],
         "how": [s.how for s in path.steps],
     })
-    st.dataframe(history, hide_index=True, width="stretch",
-                 column_config={"probability": st.column_config.NumberColumn(format="%.4f")})
+    st.dataframe(history.assign(probability=history["probability"].map(probability)), hide_index=True,
+                 width="stretch")  # the downloads keep the exact numbers
     c1, c2 = st.columns([3, 2])
     back_to = c1.selectbox("Branch: go back to just before step", list(range(1, len(path.steps) + 1)),
                            key="nt_branch_at", help="Drops that step and everything after it, so you can choose "
@@ -136,21 +140,25 @@ def score_frame(tok, scores) -> pd.DataFrame:
 def scored_text(tok, prefix_ids: list[int], scores, key: str, stem: str, top_n: int | None = None) -> None:
     """Text coloured by rank with a legend, a token inspector, the per-token table and downloads (`top_n`: an
     engine's scores, whose ranks are known only within its top N)."""
-    alts = [", ".join(f"{visible(tok.decode([i]))} {p:.0%}" for i, p in zip(s.top_ids, s.top_probs)) for s in scores]
+    alts = [", ".join(f"{visible(tok.decode([i]))} {probability(p)}" for i, p in zip(s.top_ids, s.top_probs))
+            for s in scores]
     st.html(ranked_text_html(tok.decode(prefix_ids), [tok.decode([s.token_id]) for s in scores], scores, alts, top_n))
     st.html(rank_legend_html(top_n))
     frame = score_frame(tok, scores)
+    if not 0 <= (st.session_state.get(f"{key}_inspect") or 0) < len(scores):  # a link's, or an earlier text's
+        st.session_state[f"{key}_inspect"] = 0
     pick = st.selectbox("Inspect a token", range(len(scores)), key=f"{key}_inspect",
                         format_func=lambda i: f"#{scores[i].index} {frame['token'][i]} (rank {scores[i].rank})")
+    ui.bound(f"{key}_inspect", 0)  # the link carries the token's place (the label holds its rank)
+    ui.in_url(f"{key}_inspect", pick, 0)
     s = scores[pick]
-    st.write(f"Probability **{s.prob:.4f}**, rank **{s.rank:,}**, surprisal **{s.surprisal:.2f} bits**. Top 5 there:")
-    st.dataframe(pd.DataFrame({"token": [visible(tok.decode([i])) for i in s.top_ids], "id": list(s.top_ids),
-                               "probability": list(s.top_probs)}),
-                 hide_index=True, column_config={"probability": st.column_config.NumberColumn(format="%.4f")})
+    st.write(f"Probability **{probability(s.prob)}**, rank **{s.rank:,}**, surprisal **{s.surprisal:.2f} bits**. "
+             "Top 5 there:")
+    st.table(pd.DataFrame({"token": [visible(tok.decode([i])) for i in s.top_ids], "id": [str(i) for i in s.top_ids],
+                           "probability": [probability(p) for p in s.top_probs]}), hide_index=True)
     with st.expander("Per-token table"):
-        st.dataframe(frame, hide_index=True, width="stretch",
-                     column_config={"probability": st.column_config.NumberColumn(format="%.4f"),
-                                    "surprisal (bits)": st.column_config.NumberColumn(format="%.2f")})
+        st.dataframe(frame.assign(probability=frame["probability"].map(probability)), hide_index=True,
+                     width="stretch", column_config={"surprisal (bits)": st.column_config.NumberColumn(format="%.2f")})
         ui.download_buttons(frame, stem, key=key)
 
 
