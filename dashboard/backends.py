@@ -353,9 +353,11 @@ def _score(index: int, token: int, logprob: float, top: list) -> TokenScore:
     """A TokenScore from an engine's answer: the rank counts within the top N (N + 1 means "below the top N")."""
     top = sorted(((tid, lp) for tid, lp, *_ in top if tid is not None), key=lambda r: -r[1])
     rank = next((k + 1 for k, (tid, _) in enumerate(top) if tid == token), len(top) + 1)
+    held = sum(math.exp(lp) for _, lp in top)  # the top N's shares, renormalised, for the entropy
+    entropy = -sum(math.exp(lp) / held * (lp - math.log(held)) for _, lp in top) / math.log(2) if held else math.nan
     return TokenScore(index=index, token_id=int(token), prob=math.exp(logprob), rank=rank,
                       surprisal=-logprob / math.log(2), top_ids=tuple(t for t, _ in top[:5]),
-                      top_probs=tuple(math.exp(lp) for _, lp in top[:5]))
+                      top_probs=tuple(math.exp(lp) for _, lp in top[:5]), entropy=entropy)
 
 
 _ENGINE_BACKENDS: dict[str, EngineBackend] = {}

@@ -324,6 +324,8 @@ class TokenScore:
     surprisal: float  # bits
     top_ids: tuple[int, ...]
     top_probs: tuple[float, ...]
+    entropy: float = float("nan")  # bits, of the model's whole next-token distribution there (an engine's: of
+    # its top N, renormalised)
 
 
 @torch.inference_mode()
@@ -339,6 +341,7 @@ def score_ids(model, ids: list[int], start: int = 1, top: int = 5) -> list[Token
     chosen = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (n,)
     ranks = (logprobs > chosen.unsqueeze(-1)).sum(-1) + 1  # (n,)
     top_lp, top_ids = logprobs.topk(min(top, logprobs.shape[-1]), dim=-1)  # (n, top)
+    entropy = -(logprobs.exp() * logprobs).nan_to_num().sum(-1) / 0.6931471805599453  # (n,) bits
     out = []
     for j in range(targets.shape[0]):
         lp = float(chosen[j])
@@ -351,6 +354,7 @@ def score_ids(model, ids: list[int], start: int = 1, top: int = 5) -> list[Token
                 surprisal=-lp / 0.6931471805599453,
                 top_ids=tuple(top_ids[j].tolist()),
                 top_probs=tuple(torch.exp(top_lp[j]).tolist()),
+                entropy=float(entropy[j]),
             )
         )
     return out

@@ -4,7 +4,7 @@ or score any pasted text the same way. A shared link with run=1 replays the gene
 import streamlit as st
 
 from dashboard import ui
-from dashboard.ui import views
+from dashboard.ui import scored
 
 ui.page_guard()
 
@@ -107,7 +107,7 @@ def result(prompt_ids: list[int], settings: Settings) -> None:
             st.markdown(f"**{safe_markdown(tok.decode(run.prompt_ids))}**"
                         f"{safe_markdown(tok.decode(run.new_ids, skip_special_tokens=True))}")
     else:
-        views.scored_text(tok, run.prompt_ids, scores, key="gen", stem=f"tokens-{model_key}", top_n=backend.top_n)
+        scored.scored_text(tok, run.prompt_ids, scores, key="gen", stem=f"tokens-{model_key}", top_n=backend.top_n)
     st.caption(f"{run.settings.strategy} · {run.settings.precision} · {len(run.output_ids)} tokens in total")
     if (run.prompt_ids, run.settings) == (prompt_ids, settings) and run.reason != "stopped":
         ui.share_extra({"run": ["1"]})  # the link replays exactly this text
@@ -138,7 +138,7 @@ def score_text() -> None:
         st.session_state["score_memo"] = memo
     st.metric("Perplexity", f"{perplexity(memo[1]):.2f}",
               help="2 to the mean surprisal: how many equally likely choices the model was torn between")
-    views.scored_text(tok, ids[:1], memo[1], key="score", stem=f"scores-{model_key}", top_n=backend.top_n)
+    scored.scored_text(tok, ids[:1], memo[1], key="score", stem=f"scores-{model_key}", top_n=backend.top_n)
     if backend.top_n is not None:
         st.caption(f"On the engine, ranks count within its top {backend.top_n}: grey (rank {backend.top_n + 1} in "
                    "the table) means below them; the probability itself is the engine's own.")

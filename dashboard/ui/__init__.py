@@ -349,10 +349,10 @@ def download_buttons(frame, stem: str, key: str, records: list[dict] | None = No
     from dashboard.exports import csv_bytes, json_bytes
 
     table = frame if callable(frame) else (lambda: frame)
-    left, right = st.columns(2)
-    left.download_button("Download CSV", lambda: csv_bytes(table()), file_name=f"{stem}.csv", mime="text/csv",
+    row = st.container(horizontal=True)  # buttons as wide as their labels, wrapping on a narrow screen
+    row.download_button("Download CSV", lambda: csv_bytes(table()), file_name=f"{stem}.csv", mime="text/csv",
                          key=f"{key}_csv", on_click="ignore")
-    right.download_button("Download JSON", lambda: json_bytes(records if records is not None else table()),
+    row.download_button("Download JSON", lambda: json_bytes(records if records is not None else table()),
                           file_name=f"{stem}.json", mime="application/json", key=f"{key}_json", on_click="ignore")
 
 
@@ -360,10 +360,10 @@ def chart_downloads(chart, stem: str, key: str) -> None:
     """SVG and PNG download buttons for an Altair chart, rendered only when pressed."""
     from dashboard.exports import chart_png, chart_svg
 
-    left, right, _ = st.columns([1, 1, 2])
-    left.download_button("Chart as SVG", lambda: chart_svg(chart), file_name=f"{stem}.svg", mime="image/svg+xml",
+    row = st.container(horizontal=True)  # buttons as wide as their labels, wrapping on a narrow screen
+    row.download_button("Chart as SVG", lambda: chart_svg(chart), file_name=f"{stem}.svg", mime="image/svg+xml",
                          key=f"{key}_svg", on_click="ignore")
-    right.download_button("Chart as PNG", lambda: chart_png(chart), file_name=f"{stem}.png", mime="image/png",
+    row.download_button("Chart as PNG", lambda: chart_png(chart), file_name=f"{stem}.png", mime="image/png",
                           key=f"{key}_png", on_click="ignore")
 
 

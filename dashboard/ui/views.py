@@ -10,7 +10,6 @@ import streamlit as st
 import torch
 
 from dashboard import ui
-from dashboard.charts import rank_legend_html, ranked_text_html
 from dashboard.generation import TokenPath
 from dashboard.links import decode_path, encode_path
 from dashboard.numbers import probability
@@ -119,47 +118,6 @@ def step_history(tok, path: TokenPath, stem: str) -> None:
                            "another token there.")
     c2.button("Go back", key="nt_branch", on_click=path.truncate, args=(back_to - 1,))
     ui.download_buttons(history, stem, key="nt_history")
-
-
-# --------------------------------------------------------------------------- Generate's scored text
-
-
-def score_frame(tok, scores) -> pd.DataFrame:
-    """Per-token table: position, token, id, probability, rank, surprisal and the top-5 alternatives."""
-    return pd.DataFrame({
-        "position": [s.index for s in scores],
-        "token": [visible(tok.decode([s.token_id])) for s in scores],
-        "id": [s.token_id for s in scores],
-        "probability": [s.prob for s in scores],
-        "rank": [s.rank for s in scores],
-        "surprisal (bits)": [s.surprisal for s in scores],
-        "top 5": [" | ".join(visible(tok.decode([i])) for i in s.top_ids) for s in scores],
-    })
-
-
-def scored_text(tok, prefix_ids: list[int], scores, key: str, stem: str, top_n: int | None = None) -> None:
-    """Text coloured by rank with a legend, a token inspector, the per-token table and downloads (`top_n`: an
-    engine's scores, whose ranks are known only within its top N)."""
-    alts = [", ".join(f"{visible(tok.decode([i]))} {probability(p)}" for i, p in zip(s.top_ids, s.top_probs))
-            for s in scores]
-    st.html(ranked_text_html(tok.decode(prefix_ids), [tok.decode([s.token_id]) for s in scores], scores, alts, top_n))
-    st.html(rank_legend_html(top_n))
-    frame = score_frame(tok, scores)
-    if not 0 <= (st.session_state.get(f"{key}_inspect") or 0) < len(scores):  # a link's, or an earlier text's
-        st.session_state[f"{key}_inspect"] = 0
-    pick = st.selectbox("Inspect a token", range(len(scores)), key=f"{key}_inspect",
-                        format_func=lambda i: f"#{scores[i].index} {frame['token'][i]} (rank {scores[i].rank})")
-    ui.bound(f"{key}_inspect", 0)  # the link carries the token's place (the label holds its rank)
-    ui.in_url(f"{key}_inspect", pick, 0)
-    s = scores[pick]
-    st.write(f"Probability **{probability(s.prob)}**, rank **{s.rank:,}**, surprisal **{s.surprisal:.2f} bits**. "
-             "Top 5 there:")
-    st.table(pd.DataFrame({"token": [visible(tok.decode([i])) for i in s.top_ids], "id": [str(i) for i in s.top_ids],
-                           "probability": [probability(p) for p in s.top_probs]}), hide_index=True)
-    with st.expander("Per-token table"):
-        st.dataframe(frame.assign(probability=frame["probability"].map(probability)), hide_index=True,
-                     width="stretch", column_config={"surprisal (bits)": st.column_config.NumberColumn(format="%.2f")})
-        ui.download_buttons(frame, stem, key=key)
 
 
 # --------------------------------------------------------------------------- Compare's columns
