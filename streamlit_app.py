@@ -3,9 +3,11 @@
 import streamlit as st
 
 from dashboard import ui
+from dashboard.ui import layout
 
 st.set_page_config(page_title="Tokenscope", page_icon="🔭", layout="wide")
 ui.configure_logging()
+layout.style(layout.GLOBAL_CSS)
 
 pages = [
     st.Page("pages/home.py", title="Start here", icon="🔭", default=True),

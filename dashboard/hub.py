@@ -75,7 +75,7 @@ def offline_reason() -> str | None:
     """Why this process must not use the network for the Hub (an offline variable is set), or None."""
     for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
         if os.environ.get(var, "").strip().lower() in {"1", "true", "yes", "on"}:
-            return f"{var} is set"
+            return f"this server runs offline ({var} is set)"
     return None
 
 
@@ -96,9 +96,20 @@ def reachable(timeout: float = PROBE_TIMEOUT_S) -> tuple[bool, str]:
         answer = (True, "reachable")
         logger.info("Hub %s reachable in %.2f s", host, time.perf_counter() - start)
     except OSError as exc:
-        answer = (False, f"{host} did not answer within {timeout:g} s ({exc.__class__.__name__})")
+        answer = (False, _in_words(exc, host, timeout))
     _PROBES[(host, port)] = (time.monotonic(), answer)
     return answer
+
+
+def _in_words(exc: OSError, host: str, timeout: float) -> str:
+    """Why a connection to the Hub failed, in words (the exception's type name means nothing to a learner)."""
+    if isinstance(exc, socket.gaierror):
+        return f"this server cannot look up {host}: it has no network, or no name service"
+    if isinstance(exc, ConnectionRefusedError):
+        return f"{host} refused the connection"
+    if isinstance(exc, (TimeoutError, socket.timeout)):
+        return f"{host} did not answer within {timeout:g} s"
+    return f"{host} could not be reached within {timeout:g} s ({exc.strerror or exc.__class__.__name__})"
 
 
 # --------------------------------------------------------------------------- checksums

@@ -348,10 +348,9 @@ def load_hub(spec: ModelSpec, progress: Progress = _log_progress) -> LoadedModel
         ok, reason = hub.reachable()
         if not ok:
             raise ModelUnavailable(
-                f"{spec.label} needs the Hugging Face Hub for its weights, and the Hub is unreachable here "
-                f"({reason}). Its tokenizer still works offline; the bundled model works for everything else."
-                if spec.tokenizer_offline else
-                f"{spec.label} needs the Hugging Face Hub for its weights, and the Hub is unreachable here ({reason})."
+                f"Its weights come from the Hugging Face Hub, and {reason}."
+                + (" Its tokenizer works offline (the Tokenize page); the bundled model works for everything else."
+                   if spec.tokenizer_offline else "")
             )
         try:
             folder, how = hub.download(spec.location, with_tokenizer=not spec.tokenizer_offline, progress=progress)

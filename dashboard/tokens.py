@@ -10,7 +10,7 @@ from functools import lru_cache
 MAX_PROMPT_CHARS = 4000  # longest prompt any page accepts; longer input is cut with a notice
 MAX_PROMPT_TOKENS = 1024  # the model's context is spent on at most this many prompt tokens
 
-_VISIBLE = {" ": "␣", "\n": "↵", "\t": "→", "\r": "␍"}
+_VISIBLE = {" ": "␣", "\n": "↵", "\t": "→", "\r": "␍", "\u00a0": "⍽"}  # ⍽: a no-break space
 
 
 @dataclass(frozen=True)
@@ -31,12 +31,13 @@ class TokenRow:
 
 
 def visible(text: str) -> str:
-    """`text` with spaces, newlines, tabs and other control characters shown as visible symbols."""
+    """`text` with spaces, newlines, tabs, no-break and other spaces and control characters shown as visible
+    symbols."""
     out = []
     for ch in text:
         if ch in _VISIBLE:
             out.append(_VISIBLE[ch])
-        elif unicodedata.category(ch) in {"Cc", "Cf", "Cs", "Co", "Cn"}:
+        elif unicodedata.category(ch) in {"Cc", "Cf", "Cs", "Co", "Cn", "Zs", "Zl", "Zp"}:  # invisible or blank
             code = ord(ch)
             out.append(chr(0x2400 + code) if code < 0x20 else f"\\u{code:04x}")
         else:
@@ -139,6 +140,22 @@ def safe_markdown(text: str) -> str:
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     text = re.sub(r"([\[\]!])", r"\\\1", text)
     return text.replace("\n", "  \n")
+
+
+_MD_ANYWHERE = re.compile(r"([\\`*_\[\]<>#!|~$:&(){}=^])")  # characters Markdown (and Streamlit's) acts on
+_MD_LINE_START = re.compile(r"^(\s*)(\d+)([.)])(?=\s|$)|^(\s*)([-+])")  # a list item's marker
+
+
+def markdown_literal(text: str) -> str:
+    """`text` for a place Streamlit renders as Markdown (st.table cells, labels): the characters Markdown acts on
+    backslash-escaped (CommonMark shows an escaped character as itself), a list marker at the start too, line
+    breaks as visible symbols; so "## x", "**", "[a](b)", "1. x" or "<b>" read exactly as written, and plain
+    numbers such as "28.22%" stay as they are."""
+    if "\n" in text or "\r" in text:
+        text = visible(text)
+    text = _MD_ANYWHERE.sub(r"\\\1", text).replace("www.", "www\\.")  # (GFM links a bare www.…)
+    return _MD_LINE_START.sub(lambda m: (m.group(1) + m.group(2) + "\\" + m.group(3)) if m.group(2)
+                              else (m.group(4) + "\\" + m.group(5)), text)
 
 
 def fit_context(ids: list[int], context: int, new_tokens: int = 1, label: str = "the model") -> tuple[list[int], str | None]:

@@ -53,7 +53,7 @@ def divergences(results: dict, dists: dict, k: int) -> None:
                 sentences.append(reading(f"Compared with {names[i]}, {names[j]}", dists[i], dists[j],
                                          lambda t, tok=tok: tok.decode([t])))
     if rows:
-        st.table(rows, hide_index=True)
+        ui.text_table(rows)
         st.caption("KL and JS measure in bits how far apart two distributions are (JS: 0 identical, 1 nothing in "
                    "common); the overlap counts the top tokens both columns share.")
     for sentence in sentences:
@@ -77,7 +77,8 @@ def compare_sections() -> None:
         shared = Settings(strategy="sample", **ui.decoding_controls(["temperature", "top_k", "top_p", "min_p"],
                                                                       captions=False))
     o1, o2 = st.columns([2, 1])
-    processed = o1.toggle("Compare the processed distributions (after the controls)", key="cmp_processed",
+    processed = o1.toggle("After the controls", key="cmp_processed",
+                          help="Compare the processed distributions (after the sampling controls) instead of the raw ones",
                           bind="query-params")
     k = o2.slider("Top tokens per column", 3, 20, 8, key="cmp_k", bind="query-params")
     ui.bound("cmp_processed", False)

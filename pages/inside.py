@@ -53,7 +53,7 @@ def lens_section(study: views.Study) -> None:
     cell_chart = before_after_chart(before_after_frame(study.tok, dist, 12))
     st.altair_chart(cell_chart, width="stretch")
     ui.chart_downloads(cell_chart, f"lens-cell-{model_key}", key="in_cell")
-    st.table(table_text(top_table(study.tok, dist, 12)), hide_index=True)
+    ui.text_table(table_text(top_table(study.tok, dist, 12)))
 
 
 def attention_section(study: views.Study) -> None:

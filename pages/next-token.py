@@ -4,7 +4,7 @@ import streamlit as st
 import torch
 
 from dashboard import ui
-from dashboard.ui import views
+from dashboard.ui import layout, views
 
 ui.page_guard()
 
@@ -45,8 +45,8 @@ def append_drawn(path: TokenPath, settings: Settings) -> None:
 
 def stepping(path: TokenPath, settings: Settings) -> None:
     """The buttons and the text so far, appended tokens highlighted."""
-    b1, b2, b3, b4 = st.columns([1.6, 1, 1, 1])
-    b1.button("Append most likely", type="primary", key="nt_append", help="Append the argmax token id",
+    b1 = b2 = b3 = b4 = st.container(horizontal=True)  # one row, wrapping on a phone
+    b1.button("Append most likely", type="primary", key="nt_append", help="Adds the token the model finds most likely to the text (the notebook's step 3)",
               on_click=append_top, args=(path, settings), disabled=path.full)
     b2.button("Sample", key="nt_sample", help="Append the token the draw below picks", on_click=append_drawn,
               args=(path, settings), disabled=path.full)
@@ -60,7 +60,8 @@ def stepping(path: TokenPath, settings: Settings) -> None:
 
 def figures(path: TokenPath, dist) -> None:
     """Entropy before and after, mass kept and tokens left; on an engine also the share its top N hold."""
-    cols = st.columns(5 if path.partial else 4)
+    row = st.container(horizontal=True)  # two to a row on a phone
+    cols = [row.container(width=140) for _ in range(5 if path.partial else 4)]
     if path.partial:
         held = float(path.logits.exp().sum())  # the engine's own probabilities of its top N
         st.info(f"**On the engine {backend.engine!r}:** the distribution is its top {backend.top_n} tokens, which "
@@ -103,7 +104,7 @@ def chart_and_table(path: TokenPath, dist) -> None:
     st.markdown(f"**The top {n_show} tokens** (ranked before the controls; *cumulative after* runs in the order "
                 "a draw lays tokens out)")
     shown = table_text(top_table(tok, dist, n_show))
-    st.table(shown, hide_index=True)
+    ui.text_table(shown)
     top_export = backend.top_n or TOP_EXPORT
     ui.download_buttons(lambda: top_table(tok, dist, top_export), f"top-{top_export}-{model_key}", key="nt_top")
 
@@ -127,7 +128,7 @@ def explore(path: TokenPath) -> None:
 
 def explore_sections(path: TokenPath) -> None:
     """The fragment's sections (an engine's failure inside them becomes a message)."""
-    controls, main = st.columns([1, 2.6], gap="large")
+    controls, main = layout.beside("nt")  # on a phone the controls dock under the chart
     with controls:
         st.markdown("**Sampling controls**")
         settings = Settings(strategy="sample", **ui.decoding_controls(

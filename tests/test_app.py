@@ -1,5 +1,7 @@
 """Every page through Streamlit's AppTest, on the bundled model (and GPT-2's offline tokenizer)."""
 
+import re
+
 import pytest
 
 from dashboard.tokens import encode
@@ -138,8 +140,15 @@ def test_unknown_model_in_link_falls_back_with_notice(smollm, bad):
 
 
 def test_gpt2_weights_unavailable_offline_shows_message(smollm):
+    """One plain message: the model named once, why in words (no exception class), and what still works."""
+    from dashboard import models
+
     at = open_page("pages/next-token.py", model="gpt2")
-    assert "not available here" in texts(at)
+    error = " ".join(e.value for e in at.error)
+    label = models.get_spec("gpt2").label
+    assert "not available here" in error and error.count(label) == 1, error
+    assert "offline" in error and "tokenizer works offline" in error
+    assert not re.search(r"\((gaierror|\w+Error|timeout)\)", error), error
 
 
 def test_generate_greedy_writes_text_with_speed_and_ranks(smollm):

@@ -66,7 +66,7 @@ def test_without_the_bundled_model_the_app_starts_on_gpt2(monkeypatch):
     assert at.session_state["model"] == "gpt2"
     assert at.dataframe[0].value["id"].tolist() == SEED_IDS  # GPT-2's tokenizer needs no download
     at = open_page("pages/next-token.py")
-    assert "needs the Hugging Face Hub" in texts(at)  # offline here; on Cloud the Hub answers
+    assert "Its weights come from the Hugging Face Hub" in texts(at)  # offline here; on Cloud the Hub answers
 
 
 def test_peak_memory_of_a_model_session_fits_cloud():

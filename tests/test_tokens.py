@@ -8,6 +8,7 @@ from dashboard.tokens import (
     MAX_PROMPT_CHARS,
     clean_prompt,
     encode,
+    markdown_literal,
     prompt_problem,
     safe_markdown,
     token_rows,
@@ -93,3 +94,30 @@ def test_chips_and_marked_text_escape_token_text(gpt2_tokenizer):
     assert "<script>" not in html and "&lt;" in html
     marked = marked_text_html("<b>bold</b>", ["<img src=x onerror=alert(1)>"])
     assert "<b>" not in marked and "<img" not in marked and "&lt;img" in marked
+
+
+HOSTILE_CELLS = ["## heading", "# x", "**bold**", "__u__", "*i*", "_i_", "`code`", "[a](http://example.com)",
+                 "![i](x.png)", "<b>x</b>", "<script>x</script>", "1. item", "2) item", "- item", "+ item", "> quote",
+                 "---", "***", "~~s~~", "| a | b |", ":smile:", ":red[x]", "$x^2$", "&amp;", "a\\*b", "www.example.com",
+                 "https://example.com", "=HYPERLINK(x)", "28.22%", "top-8 overlap", "␣the", "\\", "a\nb", "  - x"]
+
+
+def _rendered_as_text(md, text: str) -> bool:
+    from markdown_it.common.utils import escapeHtml
+
+    return md.render(markdown_literal(text)).strip() == f"<p>{escapeHtml(text)}</p>"
+
+
+def test_a_table_cell_reads_exactly_as_its_text_whatever_the_token(gpt2_tokenizer):
+    """st.table renders cells as Markdown: every token of GPT-2's vocabulary (as the tables show it) and hostile
+    text, escaped, renders to itself: no heading, emphasis, link, list, HTML or code."""
+    from markdown_it import MarkdownIt
+
+    md = MarkdownIt("commonmark").enable(["table", "strikethrough"])
+    for text in HOSTILE_CELLS:
+        shown = visible(text)  # the tables show token text with its whitespace made visible
+        assert _rendered_as_text(md, shown), (text, markdown_literal(text), md.render(markdown_literal(text)))
+    bad = [t for t in (visible(gpt2_tokenizer.decode([i])) for i in range(len(gpt2_tokenizer)))
+           if not _rendered_as_text(md, t)]
+    assert not bad, bad[:20]
+    assert markdown_literal("28.22%") == "28.22%" and markdown_literal("top-8 overlap") == "top-8 overlap"

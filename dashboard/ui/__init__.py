@@ -343,6 +343,19 @@ def decoding_controls(names: list[str], captions: bool = True, defaults: dict | 
     return values
 
 
+def text_table(frame) -> None:
+    """A static table whose every cell reads exactly as its text: st.table renders cells as Markdown, so each
+    cell (and header) is escaped first (a token "## x" or "[a](b)" is not a heading or a link)."""
+    import pandas as pd
+
+    from dashboard.tokens import markdown_literal
+
+    frame = pd.DataFrame(frame)
+    safe = frame.map(lambda v: markdown_literal(v) if isinstance(v, str) else v)
+    safe.columns = [markdown_literal(str(c)) for c in frame.columns]
+    st.table(safe, hide_index=True)
+
+
 def download_buttons(frame, stem: str, key: str, records: list[dict] | None = None) -> None:
     """CSV (spreadsheet-safe) and JSON (exact text) download buttons for a table; JSON from `records` when given.
     `frame` may be a callable returning the table: it is then built only when a button is pressed."""

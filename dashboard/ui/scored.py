@@ -62,8 +62,8 @@ def inspector(tok, scores, key: str) -> None:
     s = scores[pick]
     st.write(f"Probability **{probability(s.prob)}**, rank **{s.rank:,}**, surprisal **{s.surprisal:.2f} bits**, "
              f"frac-p **{gltr.frac_p(s):.3f}**. Top 5 there:")
-    st.table(pd.DataFrame({"token": [visible(tok.decode([i])) for i in s.top_ids], "id": [str(i) for i in s.top_ids],
-                           "probability": [probability(p) for p in s.top_probs]}), hide_index=True)
+    ui.text_table(pd.DataFrame({"token": [visible(tok.decode([i])) for i in s.top_ids],
+                                "id": [str(i) for i in s.top_ids], "probability": [probability(p) for p in s.top_probs]}))
 
 
 def gltr_summary(tok, scores, key: str, stem: str, top_n: int | None) -> None:
