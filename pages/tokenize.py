@@ -64,12 +64,13 @@ if prompt is not None and tokenizer is not None:
         width="stretch",
         height="content" if len(table) <= 40 else 600,  # every row of a short text shows; a long one scrolls
         column_config={
-            "index": st.column_config.NumberColumn("index", width=44),
-            "id": st.column_config.NumberColumn("id", width=56),
-            "token": st.column_config.TextColumn("token", help="The token's text; ␣ marks a space"),
-            "bytes": st.column_config.TextColumn("bytes (hex)", help="UTF-8 bytes the token stands for"),
-            "start": st.column_config.NumberColumn("start", width=44, help="First character of the token in the text"),
-            "end": st.column_config.NumberColumn("end", width=40, help="One past its last character"),
+            # widths that add up to a phone's 356 px (a long token's bytes end in … there: the CSV has them all)
+            "index": st.column_config.NumberColumn("index", width=42),
+            "id": st.column_config.NumberColumn("id", width=54),
+            "token": st.column_config.TextColumn("token", width=84, help="The token's text; ␣ marks a space"),
+            "bytes": st.column_config.TextColumn("bytes (hex)", width=96, help="UTF-8 bytes the token stands for"),
+            "start": st.column_config.NumberColumn("start", width=40, help="First character of the token in the text"),
+            "end": st.column_config.NumberColumn("end", width=38, help="One past its last character"),
         },
     )
     export = pd.DataFrame([r.as_dict() for r in rows]).drop(columns=["visible"])

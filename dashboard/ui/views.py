@@ -111,7 +111,10 @@ def step_history(tok, path: TokenPath, stem: str) -> None:
         "how": [s.how for s in path.steps],
     })
     st.dataframe(history.assign(probability=history["probability"].map(probability)), hide_index=True,
-                 width="stretch")  # the downloads keep the exact numbers
+                 width="stretch", column_config={  # the downloads keep the exact numbers; widths fit a phone
+                     "step": st.column_config.NumberColumn(width=40), "token": st.column_config.TextColumn(width=84),
+                     "id": st.column_config.NumberColumn(width=54), "probability": st.column_config.TextColumn(width=70),
+                     "rank": st.column_config.NumberColumn(width=44), "how": st.column_config.TextColumn(width=60)})
     c1, c2 = st.columns([3, 2])
     back_to = c1.selectbox("Branch: go back to just before step", list(range(1, len(path.steps) + 1)),
                            key="nt_branch_at", help="Drops that step and everything after it, so you can choose "
