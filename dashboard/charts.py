@@ -7,6 +7,8 @@ import html
 import altair as alt
 import pandas as pd
 
+from dashboard import chart_style as style
+from dashboard.numbers import probability
 from dashboard.sampling import top_tokens
 from dashboard.tokens import TokenRow, visible
 
@@ -48,6 +50,7 @@ def marked_text_html(prompt_text: str, appended: list[str]) -> str:
 # --------------------------------------------------------------------------- before → after distributions
 
 SERIES_COLOURS = {"before": "#a5b4fc", "before (removed)": "#d1d5db", "after": "#4f46e5"}
+BAR_ROW = 13  # px per bar: a token's row holds its "before" and "after" bars
 VIEWS = ("probability", "log-probability", "logit")
 
 
@@ -76,7 +79,7 @@ def before_after_frame(tokenizer, dist, n: int) -> pd.DataFrame:
 
 def before_after_chart(frame: pd.DataFrame, view: str = "probability", log_scale: bool = False,
                        selection: str | None = None) -> alt.Chart:
-    """Grouped bars per token: raw ("before") next to processed ("after"); removed tokens greyed."""
+    """Grouped bars per token in rank order: raw ("before") above processed ("after"); removed tokens greyed."""
     if view not in VIEWS:
         raise ValueError(f"`view` must be one of {VIEWS}, got {view!r}")
     import numpy as np
@@ -90,18 +93,21 @@ def before_after_chart(frame: pd.DataFrame, view: str = "probability", log_scale
             after = float(np.log(r.after)) if r.after > 0 else None
         else:
             before, after = r.logit, r.score
-        common = {"rank": r.rank, "id": r.id, "label": r.label, "kept": r.kept, "p_before": r.before, "p_after": r.after}
-        rows.append({**common, "series": "before" if r.kept else "before (removed)", "value": before})
+        common = {"rank": r.rank, "id": r.id, "label": r.label, "kept": r.kept, "p_before": probability(r.before),
+                  "p_after": probability(r.after) if r.kept else "removed"}  # as every page writes them
+        rows.append({**common, "series": "before" if r.kept else "before (removed)", "slot": 0, "value": before})
         if after is not None and r.kept:
-            rows.append({**common, "series": "after", "value": after})
+            rows.append({**common, "series": "after", "slot": 1, "value": after})
     long = pd.DataFrame(rows)
     if log_scale and view == "probability":
         long = long[long["value"] > 0]
     x_scale = alt.Scale(type="log") if (log_scale and view == "probability") else alt.Scale(zero=view == "probability")
     title = {"probability": "probability", "log-probability": "log-probability (natural log)", "logit": "logit"}[view]
+    order = frame.sort_values("rank", kind="stable")["label"].tolist()  # the rows' order is the rank's, whatever
+    # the controls removed (an aggregated sort field would sum a kept token's two rows)
     chart = alt.Chart(long).mark_bar().encode(
-        y=alt.Y("label:N", sort=alt.EncodingSortField("rank", order="ascending"), title=None),
-        yOffset=alt.YOffset("series:N", sort=["before", "before (removed)", "after"]),
+        y=alt.Y("label:N", sort=order, title=None, axis=style.token_axis()),
+        yOffset=alt.YOffset("slot:O", scale=alt.Scale(domain=[0, 1], paddingInner=0.1)),
         x=alt.X("value:Q", title=title, scale=x_scale, axis=alt.Axis(format="%" if view == "probability" else "")),
         color=alt.Color(
             "series:N",
@@ -112,15 +118,15 @@ def before_after_chart(frame: pd.DataFrame, view: str = "probability", log_scale
             alt.Tooltip("label:N", title="token"),
             alt.Tooltip("id:Q"),
             alt.Tooltip("rank:Q"),
-            alt.Tooltip("p_before:Q", title="probability before", format=".4f"),
-            alt.Tooltip("p_after:Q", title="probability after", format=".4f"),
+            alt.Tooltip("p_before:N", title="probability before"),
+            alt.Tooltip("p_after:N", title="probability after"),
             alt.Tooltip("kept:N", title="survives"),
         ],
     )
     if selection:
         pick = alt.selection_point(name=selection, fields=["id"], on="click")
         chart = chart.add_params(pick)
-    return chart.properties(height=alt.Step(13))
+    return style.finish(chart.properties(height=alt.Step(2 * BAR_ROW, **{"for": "position"})))
 
 
 # --------------------------------------------------------------------------- text coloured by rank (GLTR)
@@ -161,7 +167,7 @@ def ranked_text_html(prefix: str, tokens: list[str], scores, alternatives: list[
     parts = [f'<span style="color:#6b7280">{html.escape(prefix)}</span>']
     for i, (text, s, alts) in enumerate(zip(tokens, scores, alternatives)):
         rank = f"below the top {top_n}" if top_n is not None and s.rank > top_n else f"rank {s.rank}"
-        tip = f"#{s.index} p={s.prob:.4f} {rank} · top 5: {alts}"
+        tip = f"#{s.index} p={probability(s.prob)} {rank} · top 5: {alts}"
         parts.append(
             f'<span title="{html.escape(tip, quote=True)}" style="background:{rank_colour(s.rank, top_n)};'
             f'border-radius:3px">{html.escape(text)}</span>'
@@ -169,13 +175,23 @@ def ranked_text_html(prefix: str, tokens: list[str], scores, alternatives: list[
     return '<div style="white-space:pre-wrap;line-height:1.8;font-size:1.02rem">' + "".join(parts) + "</div>"
 
 
+COLUMN_COLOURS = ("#0068c9", "#83c9ff", "#ff2b2b", "#ffabab", "#29b09d", "#7defa1")  # Streamlit's first
+# category colours (what the compare chart always showed), fixed here so an export draws the same ones
+
+
 def compare_chart(frame: pd.DataFrame) -> alt.Chart:
-    """Bars per token, one per column, on one shared token axis ordered by the largest probability."""
-    order = frame.groupby("token")["probability"].max().sort_values(ascending=False).index.tolist()
-    return alt.Chart(frame).mark_bar().encode(
-        y=alt.Y("token:N", sort=order, title=None),
-        yOffset=alt.YOffset("column:N"),
+    """Bars per token, one per column, on one shared token axis ordered by the largest probability (ties in the
+    order the tokens first appear: the first column's ranking)."""
+    best = frame.groupby("token", sort=False)["probability"].max()
+    order = best.sort_values(ascending=False, kind="stable").index.tolist()
+    columns = list(dict.fromkeys(frame["column"]))
+    colours = [COLUMN_COLOURS[i % len(COLUMN_COLOURS)] for i in range(len(columns))]
+    frame = frame.assign(shown=frame["probability"].map(probability))
+    return style.finish(alt.Chart(frame).mark_bar().encode(
+        y=alt.Y("token:N", sort=order, title=None, axis=style.token_axis()),
+        yOffset=alt.YOffset("column:N", sort=columns),
         x=alt.X("probability:Q", axis=alt.Axis(format="%")),
-        color=alt.Color("column:N", legend=alt.Legend(title=None, orient="top")),
-        tooltip=["column", "token", alt.Tooltip("probability:Q", format=".4f")],
-    ).properties(height=alt.Step(10))
+        color=alt.Color("column:N", scale=alt.Scale(domain=columns, range=colours),
+                        legend=alt.Legend(title=None, orient="top", columns=2)),  # two a row fit a phone
+        tooltip=[alt.Tooltip("column:N"), alt.Tooltip("token:N"), alt.Tooltip("shown:N", title="probability")],
+    ).properties(height=alt.Step(max(style.ROW, 9 * len(columns) + 4), **{"for": "position"})))

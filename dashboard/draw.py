@@ -9,6 +9,7 @@ import altair as alt
 import pandas as pd
 import torch
 
+from dashboard import chart_style as style
 from dashboard.numbers import probability
 from dashboard.sampling import draw_order, draw_u, inverse_cdf
 from dashboard.tokens import visible
@@ -16,6 +17,11 @@ from dashboard.tokens import visible
 PICK_COLOUR = "#f59e0b"
 STRETCH_COLOURS = ("#c7d2fe", "#a5b4fc")  # alternate, so neighbouring stretches are told apart
 OTHER_COLOUR = "#e5e7eb"
+U_COLOUR = "#b91c1c"
+DRAW_HEIGHT = 72  # px of the plot: u's label on top, the bar below it
+U_ROW, BAR_TOP, BAR_BOTTOM = 10, 24, 64  # px from the plot's top
+NAME_SIZE = 11
+MIN_NAMED_STRETCH = 24  # px: a narrower stretch is not named (its tooltip names it)
 
 
 def top_table(tokenizer, dist, n: int) -> pd.DataFrame:
@@ -109,32 +115,44 @@ def draw_frame(tokenizer, dist, draw: Draw, n: int = 12) -> pd.DataFrame:
 
 
 def draw_chart(frame: pd.DataFrame, draw: Draw) -> alt.LayerChart:
-    """One bar from 0 to 1 cut into the tokens' stretches, the picked one highlighted, a rule at u."""
-    frame = frame.assign(colour=[
-        PICK_COLOUR if p else (OTHER_COLOUR if i < 0 else STRETCH_COLOURS[r % 2])
-        for p, i, r in zip(frame["picked"], frame["id"], frame["rank"])
-    ])
-    bars = alt.Chart(frame).mark_bar(stroke="white", strokeWidth=1, height=34).encode(
-        x=alt.X("start:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%", title="cumulative probability after the controls")),
-        x2="end:Q",
-        color=alt.Color("colour:N", scale=None, legend=None),
-        tooltip=[alt.Tooltip("token:N"), alt.Tooltip("id:Q"), alt.Tooltip("rank:Q", title="rank after"),
-                 alt.Tooltip("probability:Q", format=".2%"), alt.Tooltip("start:Q", format=".4f"),
-                 alt.Tooltip("end:Q", format=".4f")],
+    """One bar from 0 to 1 cut into the tokens' stretches (each named where it is wide enough, cut with "…" to fit),
+    the picked one highlighted, a rule at u labelled above the bar."""
+    frame = frame.assign(
+        colour=[PICK_COLOUR if p else (OTHER_COLOUR if i < 0 else STRETCH_COLOURS[r % 2])
+                for p, i, r in zip(frame["picked"], frame["id"], frame["rank"])],
+        mid=(frame["start"] + frame["end"]) / 2,
+        shown=[probability(min(max(p, 0.0), 1.0)) for p in frame["probability"]],
     )
-    labels = alt.Chart(frame[frame["probability"] > 0.06]).mark_text(fontSize=11, clip=True).encode(
-        x=alt.X("mid:Q"), text="token:N",
-    ).transform_calculate(mid="(datum.start + datum.end) / 2")
-    picked = frame[frame["picked"]].assign(mid=lambda f: (f["start"] + f["end"]) / 2)
-    marker = alt.Chart(picked).mark_tick(color=PICK_COLOUR, thickness=8, size=40).encode(x="mid:Q")  # a thin
-    # stretch stays visible
-    spot = pd.DataFrame({"u": [draw.u], "label": [f"u = {draw.u:.4f} → {frame[frame['picked']]['token'].iloc[0]}"
-                                                  if len(picked) else f"u = {draw.u:.4f}"]})
-    rule = alt.Chart(spot).mark_rule(color="#b91c1c", strokeWidth=2).encode(x="u:Q")
-    rule_label = alt.Chart(spot).mark_text(color="#b91c1c", dy=-28, fontWeight="bold",
-                                           align="right" if draw.u > 0.6 else "left",
-                                           dx=-4 if draw.u > 0.6 else 4).encode(x="u:Q", text="label:N")
-    return alt.layer(bars, labels, marker, rule, rule_label).properties(height=100)
+    tooltip = [alt.Tooltip("token:N"), alt.Tooltip("id:Q"), alt.Tooltip("rank:Q", title="rank after"),
+               alt.Tooltip("shown:N", title="probability"), alt.Tooltip("start:Q", format=".4f"),
+               alt.Tooltip("end:Q", format=".4f")]
+    bar_mid = (BAR_TOP + BAR_BOTTOM) / 2
+    bars = alt.Chart(frame).mark_bar(stroke="white", strokeWidth=1).encode(
+        x=alt.X("start:Q", scale=alt.Scale(domain=[0, 1]),
+                axis=alt.Axis(format="%", title="cumulative probability after the controls")),
+        x2="end:Q", y=alt.value(BAR_TOP), y2=alt.value(BAR_BOTTOM),
+        color=alt.Color("colour:N", scale=None, legend=None),
+        tooltip=tooltip,
+    )
+    span = "(scale('x', datum.end) - scale('x', datum.start))"  # the stretch's width in pixels
+    names = alt.Chart(frame).mark_text(
+        fontSize=NAME_SIZE, color=style.TEXT, limit={"expr": f"{span} - 6"},
+        opacity={"expr": f"{span} >= {MIN_NAMED_STRETCH} ? 1 : 0"},
+    ).encode(x="mid:Q", y=alt.value(bar_mid), text="token:N")  # no tooltip: hover reaches the stretch beneath
+    picked = frame[frame["picked"]]
+    marker = alt.Chart(picked).mark_tick(color=PICK_COLOUR, thickness=8, size=BAR_BOTTOM - BAR_TOP + 8).encode(
+        x="mid:Q", y=alt.value(bar_mid))  # a thin stretch stays visible
+    label = f"u = {draw.u:.4f} → {picked['token'].iloc[0]}" if len(picked) else f"u = {draw.u:.4f}"
+    spot = pd.DataFrame({"u": [draw.u], "label": [label]})
+    rule = alt.Chart(spot).mark_rule(color=U_COLOUR, strokeWidth=2).encode(
+        x="u:Q", y=alt.value(U_ROW + 8), y2=alt.value(BAR_BOTTOM + 4))
+    right = draw.u > 0.5  # the label runs from the rule towards the wider side, cut to fit inside the chart
+    rule_label = alt.Chart(spot).mark_text(
+        color=U_COLOUR, fontWeight="bold", fontSize=style.LABEL_SIZE, align="right" if right else "left",
+        dx=-4 if right else 4,
+        limit={"expr": "scale('x', datum.u) - 4" if right else "width - scale('x', datum.u) - 4"},
+    ).encode(x="u:Q", y=alt.value(U_ROW), text="label:N")
+    return style.finish(alt.layer(bars, marker, names, rule, rule_label).properties(height=DRAW_HEIGHT))
 
 
 def draw_sentence(tokenizer, draw: Draw, top_after: float) -> str:

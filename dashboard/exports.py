@@ -8,6 +8,7 @@ import pandas as pd
 
 # OWASP's CSV-injection rule: a cell starting with one of these is a formula to a spreadsheet.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+EXPORT_WIDTH = 1000  # px: a chart's width in a file, about the page's main area on a desktop
 
 
 def neutralise(value):
@@ -51,8 +52,10 @@ def chart_png(chart, scale: float = 2.0) -> bytes:
 
 
 def _static_spec(chart) -> str:
-    """The chart's Vega-Lite JSON with a fixed width (a page's "container" width means nothing in a file)."""
+    """The chart's Vega-Lite JSON at EXPORT_WIDTH (a page's "container" width means nothing in a file). The chart
+    carries its whole look (dashboard/chart_style.py) and the pages draw it with theme=None, so the file shows what
+    the screen shows at that width."""
     spec = json.loads(chart.to_json())
     if spec.get("width") == "container" or "width" not in spec:
-        spec["width"] = 640
+        spec["width"] = EXPORT_WIDTH
     return json.dumps(spec)

@@ -9,6 +9,7 @@ import math
 import altair as alt
 import pandas as pd
 
+from dashboard import chart_style as style
 from dashboard.charts import BEYOND_TOP_N, RANK_BUCKETS, rank_colour
 from dashboard.numbers import probability
 from dashboard.tokens import visible
@@ -74,21 +75,20 @@ def entropy_frame(tok, scores, top_n: int | None = None) -> pd.DataFrame:
     })
 
 
-def bucket_chart(frame: pd.DataFrame) -> alt.LayerChart:
+def _bucket_chart(frame: pd.DataFrame) -> alt.LayerChart:
     """How many tokens fall in each rank bucket: one bar per bucket in GLTR's colours, its count written on it."""
     base = alt.Chart(frame).encode(
-        y=alt.Y("bucket:N", sort=alt.EncodingSortField("order", op="min"), title=None,
-                axis=alt.Axis(labelOverlap=False, labelLimit=200)),
+        y=alt.Y("bucket:N", sort=frame["bucket"].tolist(), title=None, axis=style.token_axis()),
         x=alt.X("tokens:Q", title="tokens", axis=alt.Axis(tickMinStep=1)),
         tooltip=[alt.Tooltip("bucket:N"), alt.Tooltip("tokens:Q"), alt.Tooltip("share:N")],
     )
     bars = base.mark_bar(stroke="#6b7280", strokeWidth=0.5).encode(color=alt.Color("colour:N", scale=None))
     counts = base.mark_text(align="left", dx=3, fontSize=11).encode(
         text=alt.Text("label:N")).transform_calculate(label="datum.tokens + ' (' + datum.share + ')'")
-    return alt.layer(bars, counts).properties(height=alt.Step(24), title="Rank buckets")
+    return alt.layer(bars, counts).properties(height=alt.Step(style.ROW + 4), title="Rank buckets")
 
 
-def frac_p_chart(frame: pd.DataFrame) -> alt.Chart:
+def _frac_p_chart(frame: pd.DataFrame) -> alt.Chart:
     """The frac-p histogram: tokens per bin of p(token) / p(top token)."""
     return alt.Chart(frame).mark_bar(color="#818cf8").encode(
         x=alt.X("start:Q", bin="binned", scale=alt.Scale(domain=[0, 1]),
@@ -99,7 +99,7 @@ def frac_p_chart(frame: pd.DataFrame) -> alt.Chart:
     ).properties(height=200, title="frac-p")
 
 
-def entropy_chart(frame: pd.DataFrame) -> alt.Chart:
+def _entropy_chart(frame: pd.DataFrame) -> alt.Chart:
     """The model's entropy before each token (bars, coloured by the token's rank bucket), by position."""
     return alt.Chart(frame).mark_bar().encode(
         x=alt.X("position:O", title="position", axis=alt.Axis(labelOverlap=True, labelAngle=0)),
@@ -108,3 +108,24 @@ def entropy_chart(frame: pd.DataFrame) -> alt.Chart:
         tooltip=[alt.Tooltip("position:O"), alt.Tooltip("token:N"), alt.Tooltip("entropy:Q", format=".2f"),
                  alt.Tooltip("surprisal:Q", format=".2f"), alt.Tooltip("rank:Q")],
     ).properties(height=200, title="Entropy before each token")
+
+
+def bucket_chart(frame: pd.DataFrame):
+    """How many tokens fall in each rank bucket (the page's chart: the shared look, fitting its width)."""
+    return style.finish(_bucket_chart(frame))
+
+
+def frac_p_chart(frame: pd.DataFrame):
+    """The frac-p histogram (the page's chart)."""
+    return style.finish(_frac_p_chart(frame))
+
+
+def entropy_chart(frame: pd.DataFrame):
+    """The entropy before each token (the page's chart)."""
+    return style.finish(_entropy_chart(frame))
+
+
+def summary_chart(buckets: pd.DataFrame, fracp: pd.DataFrame, entropy: pd.DataFrame, width: int = 480):
+    """The three charts stacked into one, for the SVG and PNG downloads."""
+    parts = [c.properties(width=width) for c in (_bucket_chart(buckets), _frac_p_chart(fracp), _entropy_chart(entropy))]
+    return alt.vconcat(*parts).properties(padding=style.PADDING).configure(**style.CONFIG)

@@ -99,7 +99,7 @@ def compare_sections() -> None:
     if engines_used:
         st.caption(f"Columns on an engine ({', '.join(engines_used)}) compare its top tokens only, renormalised.")
     chart = compare_chart(shared_axis_frame([(f"Prompt {i + 1}", results[i][1], dists[i]) for i in sorted(dists)], k))
-    st.altair_chart(chart, width="stretch")
+    st.altair_chart(chart, width="stretch", theme=None)
     ui.chart_downloads(chart, "compare", key="cmp_chart")
     divergences(results, dists, k)
 

@@ -34,11 +34,11 @@ def lens_section(study: views.Study) -> None:
              f"it is not the top token at any run of layers up to the last ({n_layers})")
     st.markdown(f"The model's next token is `{visible(study.tok.decode([final]))}`: {where}.")
     chart = track_chart(track, study.tok.decode([final]))
-    st.altair_chart(chart, width="stretch")
+    st.altair_chart(chart, width="stretch", theme=None)
     ui.chart_downloads(chart, f"forms-{model_key}", key="in_track")
     table, positions = study.lens_table()
     heat = lens_heatmap(table, [study.tok.decode([i]) for i in study.ids])
-    st.altair_chart(heat, width="stretch", selection_mode="cell", key="in_heat",
+    st.altair_chart(heat, width="stretch", theme=None, selection_mode="cell", key="in_heat",
                     on_select=views.on_click("in_heat", "cell", views.CELL_CLICK))
     st.caption(f"Each cell: the token that layer would predict after that position (last {len(positions)} "
                "positions), darker = more probable. Click a cell to see its whole distribution below.")
@@ -51,7 +51,7 @@ def lens_section(study: views.Study) -> None:
     st.markdown(f"**Layer {layer}, after position {position}** "
                 f"(`{visible(study.tok.decode([study.ids[position]]))}`); the sampling controls apply")
     cell_chart = before_after_chart(before_after_frame(study.tok, dist, 12))
-    st.altair_chart(cell_chart, width="stretch")
+    st.altair_chart(cell_chart, width="stretch", theme=None)
     ui.chart_downloads(cell_chart, f"lens-cell-{model_key}", key="in_cell")
     ui.text_table(table_text(top_table(study.tok, dist, 12)))
 
@@ -71,13 +71,13 @@ def attention_section(study: views.Study) -> None:
     weights = inside.attention_map(fwd, layer - 1, None if head == "mean" else int(head))  # layer l = block l-1
     tokens = [study.tok.decode([i]) for i in study.attention_ids]
     heat = attention_heatmap(weights, tokens)
-    st.altair_chart(heat, width="stretch", selection_mode="row", key="in_att",
+    st.altair_chart(heat, width="stretch", theme=None, selection_mode="row", key="in_att",
                     on_select=views.on_click("in_att", "row", views.ROW_CLICK))
     ui.chart_downloads(heat, f"attention-{model_key}", key="in_att")
     looks = bars_over_tokens(weights[position, : position + 1], tokens[: position + 1], "attention weight")
     st.markdown(f"**Where `{visible(tokens[position])}` (position {position}) looks** — click a row above to pick "
                 "another token")
-    st.altair_chart(looks, width="stretch")
+    st.altair_chart(looks, width="stretch", theme=None)
     ui.chart_downloads(looks, f"looks-{model_key}", key="in_looks")
     ui.download_buttons(views.attention_frame(weights, tokens), f"attention-{model_key}-L{layer}-{head}", key="in_att")
 
@@ -95,7 +95,7 @@ def attribution_section(study: views.Study) -> None:
     tokens = [study.tok.decode([i]) for i in study.attribution_ids]
     title = ("drop in log-probability when left out" if method == "occlusion" else "gradient × input")
     chart = bars_over_tokens(scores, tokens, title)
-    st.altair_chart(chart, width="stretch")
+    st.altair_chart(chart, width="stretch", theme=None)
     ui.chart_downloads(chart, f"attribution-{model_key}", key="in_attr")
     ui.download_buttons(views.attribution_frame(scores, tokens, study.attribution_ids), f"attribution-{model_key}",
                         key="in_attr")

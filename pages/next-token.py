@@ -93,7 +93,7 @@ def chart_and_table(path: TokenPath, dist) -> None:
     for name, default in (("nt_view", VIEWS[0]), ("nt_show", 15), ("nt_log", False)):
         ui.bound(name, default)
     chart = before_after_chart(before_after_frame(tok, dist, n_show), view, log_scale, selection="pick")
-    event = st.altair_chart(chart, width="stretch", on_select="rerun", selection_mode="pick",
+    event = st.altair_chart(chart, width="stretch", theme=None, on_select="rerun", selection_mode="pick",
                             key=f"nt_chart_{len(path.steps)}_{len(path.ids)}")  # one widget per step
     picked = (event.selection.get("pick") or [{}])[0].get("id") if event and event.selection else None
     if picked is not None and not path.full:
@@ -114,7 +114,7 @@ def draw_view(path: TokenPath, settings: Settings, dist) -> None:
     st.markdown("**One draw, made visible**")
     draw = one_draw(dist, settings.seed, len(path.steps))
     chart = draw_chart(draw_frame(tok, dist, draw), draw)
-    st.altair_chart(chart, width="stretch")
+    st.altair_chart(chart, width="stretch", theme=None)
     st.markdown(draw_sentence(tok, draw, float(dist.after.max())))
     ui.chart_downloads(chart, f"draw-{model_key}", key="nt_draw")
 

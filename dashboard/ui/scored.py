@@ -73,19 +73,11 @@ def gltr_summary(tok, scores, key: str, stem: str, top_n: int | None) -> None:
     st.markdown(f"**Summary** · {top10} of {len(scores)} tokens ({probability(top10 / max(len(scores), 1))}) were "
                 "among the model's top 10 choices. Human writing usually has more yellow, red and purple than a "
                 "model's own greedy or low-temperature text.")
-    charts = [gltr.bucket_chart(buckets), gltr.frac_p_chart(gltr.frac_p_frame(scores)),
-              gltr.entropy_chart(gltr.entropy_frame(tok, scores, top_n))]
-    for chart in charts:
-        st.altair_chart(chart, width="stretch")
+    fracp, entropy = gltr.frac_p_frame(scores), gltr.entropy_frame(tok, scores, top_n)
+    for chart in (gltr.bucket_chart(buckets), gltr.frac_p_chart(fracp), gltr.entropy_chart(entropy)):
+        st.altair_chart(chart, width="stretch", theme=None)
     within = f" within the engine's top {top_n}" if top_n is not None else ""
     st.caption("frac-p is each token's probability divided by the top token's there (1: the model's first choice). "
                f"Entropy{within} says how torn the model was before each token: high where many tokens could "
                "follow.")
-    ui.chart_downloads(alt_concat(charts), f"{stem}-summary", key=f"{key}_summary")
-
-
-def alt_concat(charts):
-    """The summary's charts stacked into one, for the SVG and PNG downloads."""
-    import altair as alt
-
-    return alt.vconcat(*[c.properties(width=480) for c in charts])
+    ui.chart_downloads(gltr.summary_chart(buckets, fracp, entropy), f"{stem}-summary", key=f"{key}_summary")
