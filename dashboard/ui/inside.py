@@ -9,7 +9,7 @@ import torch
 
 from dashboard import inside, ui
 from dashboard.inside_charts import MAX_LENS_POSITIONS
-from dashboard.links import decode_path
+from dashboard.links import decode_path, path_text
 from dashboard.tokens import encode, fit_context, visible
 
 ATTRIBUTION_NOTE = {
@@ -90,8 +90,12 @@ def study(loaded, prompt: str) -> Study:
         ids = path.ids  # the appended tokens come along
     elif st.query_params.get("path"):
         extra, notice = decode_path(st.query_params.get("path"), loaded.vocab_size)
-        if notice:
+        if notice:  # the URL keeps only the steps used
             ui.add_notice(notice)
+            if extra:
+                st.query_params["path"] = path_text(extra)
+            else:
+                del st.query_params["path"]
         ids = (ids + [t for t, _ in extra])[-(loaded.context_length - 1):]
     memo = st.session_state.get(_MEMO)
     if memo is None or memo.ids != ids or memo.model is not loaded.model:
