@@ -346,10 +346,20 @@ def apply_link(page_path: str) -> None:
 
 
 def _rewrite_link(query: dict[str, list[str] | None]) -> bool:
-    """Write corrected values into the URL (None: remove the parameter); True when the URL changed. A parameter
-    bound to a widget earlier in this session is left to that widget, which writes the URL itself."""
+    """Write corrected values into the URL (None: remove the parameter) in one step, so the browser's history
+    gains one entry; True when the URL changed. A parameter bound to a widget earlier in this session is left
+    to that widget, which writes the URL itself."""
     from streamlit.errors import StreamlitAPIException
 
+    if not query:
+        return False
+    current = {k: st.query_params.get_all(k) for k in st.query_params}
+    wanted = {k: v for k, v in {**current, **query}.items() if v is not None}
+    try:
+        st.query_params.from_dict({k: v if len(v) > 1 else v[0] for k, v in wanted.items()})
+        return True
+    except StreamlitAPIException:  # some are bound already: the others one by one
+        pass
     changed = False
     for name, values in query.items():
         try:
