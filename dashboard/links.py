@@ -8,7 +8,7 @@ import unicodedata
 import urllib.parse
 from dataclasses import dataclass, field
 
-from dashboard.sampling import CONTROLS, Control, coerce_to
+from dashboard.sampling import CONTROLS, Control, coerce_to, shown
 from dashboard.tokens import MAX_PROMPT_CHARS
 
 logger = logging.getLogger("dashboard")
@@ -46,7 +46,7 @@ class Param:
     choices: tuple = ()  # model: the accepted keys
     limit: int = 0  # text: most characters; index: largest value
     words: tuple = ()  # index and number: words taken as they are ("mean" heads, "-" for no own setting)
-    label: str = ""  # text: what a notice calls it; index: what a valid value is
+    label: str = ""  # text: what a notice calls it ("the prompt in the link"); index: what a valid value is
     columns: int = 1  # how many values the link may carry (one per compare column)
 
     def parse(self, raw: str) -> tuple[object, str | None]:
@@ -85,7 +85,7 @@ def _model(p: Param, raw: str) -> tuple[object, str | None]:
     """A registered model key (exactly), else the default: a link can only pick registered models."""
     if raw in p.choices:
         return raw, None
-    return p.default, (f"The link asked for model {_short(raw)!r}, which is not one of the registered models; "
+    return p.default, (f"The link asked for model {shown(raw)}, which is not one of the registered models; "
                        f"using {p.default!r} instead.")
 
 
@@ -94,7 +94,7 @@ def _bool(p: Param, raw: str) -> tuple[object, str | None]:
     word = raw.strip(_SPACE).lower() if raw.isascii() else ""
     if word in TRUE_WORDS or word in FALSE_WORDS:
         return word in TRUE_WORDS, None
-    return p.default, f"`{p.name}` = {_short(raw)!r} is not true or false; using {str(p.default).lower()}."
+    return p.default, f"`{p.name}` = {shown(raw)} is not true or false; using {str(p.default).lower()}."
 
 
 def clean_text(raw: str, limit: int) -> tuple[str, int, int]:
@@ -109,9 +109,10 @@ def _text(p: Param, raw: str) -> tuple[object, str | None]:
     text, removed, length = clean_text(raw, p.limit)
     parts = []
     if length > p.limit:
-        parts.append(f"{p.label} had {len(raw):,} characters; it was cut to the first {p.limit:,}.")
+        parts.append(f"{p.label[:1].upper()}{p.label[1:]} had {len(raw):,} characters; it was cut to the first "
+                     f"{p.limit:,}.")
     if removed:
-        parts.append(f"{removed:,} control character(s) were removed from {p.label.lower()}.")
+        parts.append(f"{removed:,} control character(s) were removed from {p.label}.")
     return text, " ".join(parts) or None
 
 
@@ -123,7 +124,7 @@ def _index(p: Param, raw: str) -> tuple[object, str | None]:
     digits = word.lstrip("0") or "0"  # int() only sees a few digits: no int-conversion limit
     if word.isascii() and word.isdigit() and len(digits) <= len(str(p.limit)) and int(digits) <= p.limit:
         return int(digits), None
-    return None, f"`{p.name}` = {_short(raw)!r} is not a valid {p.label}; it was ignored."
+    return None, f"`{p.name}` = {shown(raw)} is not a valid {p.label}; it was ignored."
 
 
 def _path(p: Param, raw: str) -> tuple[object, str | None]:
@@ -136,7 +137,7 @@ def _flag(p: Param, raw: str) -> tuple[object, str | None]:
     """run=1, else ignored."""
     if raw == "1":
         return True, None
-    return None, f"`{p.name}` = {_short(raw)!r} is not 1; the link's generation is not replayed."
+    return None, f"`{p.name}` = {shown(raw)} is not 1; the link's generation is not replayed."
 
 
 _PARSERS = {"number": _number, "choice": _choice, "model": _model, "bool": _bool, "text": _text, "index": _index,
@@ -154,7 +155,7 @@ def link_params(models: list[str], default_model: str, multi_prompt: bool = Fals
     params = [
         Param("model", "model", default_model, choices=tuple(models)),
         *(Param(name, "choice" if c.kind is str else "number", c.default, control=c) for name, c in CONTROLS.items()),
-        Param("prompt", "text", None, limit=MAX_PROMPT_CHARS, label="The prompt in the link",
+        Param("prompt", "text", None, limit=MAX_PROMPT_CHARS, label="the prompt in the link",
               columns=MAX_COLUMNS if multi_prompt else 1),
         Param("path", "path"),
         Param("run", "flag"),
@@ -163,14 +164,14 @@ def link_params(models: list[str], default_model: str, multi_prompt: bool = Fals
               control=_own("nt_view", "Show", str, NEXT_TOKEN_VIEWS[0], choices=NEXT_TOKEN_VIEWS)),
         Param("nt_show", "number", 15, control=_own("nt_show", "Tokens shown", int, 15, 5, 50)),
         Param("nt_log", "bool", False),
-        Param("nt_find", "text", "", limit=MAX_FIND_CHARS, label="The “Where is…” text in the link"),
+        Param("nt_find", "text", "", limit=MAX_FIND_CHARS, label="the “Where is…” text in the link"),
         # Tokenize
         Param("tok_compare", "model", NO_TOKENIZER, choices=(NO_TOKENIZER, *models)),
         # Generate
         Param("gen_tab", "choice", GENERATE_TABS[0],
               control=_own("gen_tab", "Tab", str, GENERATE_TABS[0], choices=GENERATE_TABS)),
         Param("gen_markdown", "bool", False),
-        Param("score_text", "text", "", limit=MAX_PROMPT_CHARS, label="The text to score in the link"),
+        Param("score_text", "text", "", limit=MAX_PROMPT_CHARS, label="the text to score in the link"),
         # Compare: one value per column
         Param("cmodel", "model", COMPARE_SIDEBAR, choices=(COMPARE_SIDEBAR, *models), columns=MAX_COLUMNS),
         *(Param(name, "number", OWN_OFF, control=CONTROLS[control], words=(OWN_OFF,), columns=MAX_COLUMNS)
@@ -225,7 +226,7 @@ def _too_many(p: Param, n: int) -> str:
 
 def check_prompt(raw: str, limit: int = MAX_PROMPT_CHARS) -> tuple[str, str | None]:
     """(prompt cut to `limit` characters, without control characters; notice or None)."""
-    return _text(Param("prompt", "text", limit=limit, label="The prompt in the link"), raw)
+    return _text(Param("prompt", "text", limit=limit, label="the prompt in the link"), raw)
 
 
 def check_params(params: dict[str, list[str]], models: list[str], default_model: str,
@@ -279,7 +280,7 @@ def path_steps(raw: str, vocab_size: int) -> tuple[list[tuple[int, str]], str | 
             return out, f"The link's token path was cut to {MAX_PATH_STEPS} steps."
         m = _STEP.fullmatch(item.strip(_SPACE))
         if not m or int(m.group(1)) >= vocab_size:
-            return out, f"The link's token path has an invalid entry {_short(item)!r} (step {n + 1}); it was cut there."
+            return out, f"The link's token path has an invalid entry {shown(item)} (step {n + 1}); it was cut there."
         out.append((int(m.group(1)), m.group(2) or "p"))
     return out, None
 

@@ -175,9 +175,12 @@ def _read_number(text: str) -> float | None:
     return None if special is None else (-special if word[:1] == "-" else special)
 
 
-def _shown(text: str) -> str:
-    """`text` quoted (and cut) for a notice."""
-    return repr(text if len(text) <= 40 else text[:40] + "…")
+def shown(text: str, n: int = 40) -> str:
+    """`text` cut to `n` characters and quoted, in an inline code span: a notice (Markdown) shows it as it is,
+    never as a link, emphasis or markup."""
+    quoted = repr(text if len(text) <= n else text[:n] + "…")
+    fence = "`" * (max(map(len, re.findall(r"`+", quoted)), default=0) + 1)
+    return f"{fence}{quoted}{fence}"
 
 
 def coerce(name: str, raw: Any) -> tuple[Any, str | None]:
@@ -196,19 +199,19 @@ def coerce_to(control: Control, raw: Any) -> tuple[Any, str | None]:
         match = [c for c in control.choices if c == word] or [c for c in control.choices if c.lower() == folded]
         if match:
             return match[0], None
-        return control.default, (f"`{name}` = {_shown(text)} is not one of {', '.join(control.choices)}; "
+        return control.default, (f"`{name}` = {shown(text)} is not one of {', '.join(control.choices)}; "
                                  f"using {control.default!r}.")
     number = _read_number(text)
     if number is None:
-        return control.default, f"`{name}` = {_shown(text)} is not a number; using {control.default}."
+        return control.default, f"`{name}` = {shown(text)} is not a number; using {control.default}."
     if math.isnan(number):
         return control.default, f"`{name}` = NaN is not a number; using {control.default}."
     clamped = min(max(number, control.low), control.high) + 0.0  # + 0.0: -0 becomes 0
     value = int(round(clamped)) if control.kind is int else clamped
     if clamped != number:
-        return value, f"`{name}` = {_shown(text)} is outside {control.low}…{control.high}; using {value}."
+        return value, f"`{name}` = {shown(text)} is outside {control.low}…{control.high}; using {value}."
     if value != number:
-        return value, f"`{name}` = {_shown(text)} is not a whole number; using {value}."
+        return value, f"`{name}` = {shown(text)} is not a whole number; using {value}."
     return value, None
 
 

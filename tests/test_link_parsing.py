@@ -327,3 +327,16 @@ def test_decode_path_is_total(raw, vocab):
     entries = raw.split(",") if raw else []
     assert (notice is None) == (len(steps) == len(entries))
     assert links.decode_path(links.path_text(steps), vocab) == (steps, None)
+
+
+@PROPERTY
+@given(raw=hostile)
+def test_a_notice_quotes_a_link_value_in_a_code_span_no_markdown_can_leave(raw):
+    from dashboard.sampling import shown
+
+    quoted = shown(raw)
+    fence = re.match(r"`+", quoted)[0]
+    inner = quoted[len(fence):-len(fence)]
+    assert quoted.endswith(fence) and inner[:1] in "'\"" and inner[-1:] in "'\""  # repr's quotes, then the fence
+    assert all(len(run) < len(fence) for run in re.findall(r"`+", inner))  # no backtick run closes the span early
+    assert "\n" not in quoted and len(inner) <= 10 * 41 + 2  # at most 41 characters, each at most \UXXXXXXXX

@@ -10,6 +10,7 @@ import torch
 from dashboard import inside, ui
 from dashboard.inside_charts import MAX_LENS_POSITIONS
 from dashboard.links import decode_path, path_text
+from dashboard.sampling import shown
 from dashboard.tokens import encode, fit_context, visible
 
 ATTRIBUTION_NOTE = {
@@ -109,7 +110,7 @@ def keep_valid(key: str, options: list, default) -> None:
     with a notice, before the widget is drawn."""
     value = st.session_state.get(key)
     if value is not None and value not in options:
-        ui.add_notice(f"`{key}` = {str(value)[:20]!r} does not exist for this model and prompt; using {default!r}.")
+        ui.add_notice(f"`{key}` = {shown(str(value), 20)} does not exist for this model and prompt; using {default!r}.")
         st.session_state[key] = default
 
 

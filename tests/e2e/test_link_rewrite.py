@@ -37,3 +37,14 @@ def test_a_corrected_link_value_is_what_the_page_and_the_url_hold(page, base_url
         assert text in main.inner_text()
     if key == "prompt":
         assert CUT in box_values(page) and not [v for v in box_values(page) if len(v) > len(CUT)]
+
+
+def test_a_notice_shows_the_link_value_as_text(page, base_url):
+    bad = {"model": "[click](https://evil.example)", "temperature": "**bold** _x_", "seed": ":red[x] $x^2$ a``b"}
+    open_app(page, f"{base_url}/tokenize?{urlencode(bad)}")
+    alerts = page.get_by_test_id("stAlertContentWarning")
+    shown = "\n".join(alerts.all_inner_texts())
+    for value in bad.values():
+        assert f"'{value}'" in shown, shown
+    assert alerts.locator("a, strong, em, span[style*=color], .katex").count() == 0
+    assert parse_qs(urlsplit(page.url).query) == {"temperature": ["1.0"], "seed": ["0"]}  # model: the default
