@@ -11,8 +11,12 @@ import unicodedata
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from hypothesis.configuration import set_hypothesis_home_dir
 
+from conftest import ROOT
 from dashboard import links
+
+set_hypothesis_home_dir(ROOT / "tests" / "artifacts" / "hypothesis")  # its caches stay out of the checkout (ignored)
 
 MODELS = ["smollm2-135m", "gpt2", "distilgpt2", "local-notes"]
 DEFAULT = "smollm2-135m"
