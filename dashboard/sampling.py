@@ -5,6 +5,7 @@ transformers' own logits processors, in the order `generate` applies them — so
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Mapping
 
@@ -158,26 +159,59 @@ def check_value(name: str, value: Any) -> None:
         raise ValueError(f"`{name}` must be between {control.low} and {control.high}, got {value!r}")
 
 
+_SPACE = " \t\n\r\f\v"  # stripped around a link's number (a `+` in a query string is a space)
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")  # ASCII digits only
+_SPECIAL = {"inf": math.inf, "infinity": math.inf, "nan": math.nan}
+
+
+def _read_number(text: str) -> float | None:
+    """The number a plain decimal spelling (or inf / nan) says, else None. Total: float() only ever sees
+    ASCII text it accepts, which it reads without a length limit (a huge one becomes ±inf or 0)."""
+    word = text.strip(_SPACE)
+    if _NUMBER.fullmatch(word):
+        return float(word)
+    body = word[1:] if word[:1] in ("+", "-") else word
+    special = _SPECIAL.get(body.lower()) if body.isascii() and len(body) <= 8 else None
+    return None if special is None else (-special if word[:1] == "-" else special)
+
+
+def shown(text: str, n: int = 40) -> str:
+    """`text` cut to `n` characters and quoted, in an inline code span: a notice (Markdown) shows it as it is,
+    never as a link, emphasis or markup."""
+    quoted = repr(text if len(text) <= n else text[:n] + "…")
+    fence = "`" * (max(map(len, re.findall(r"`+", quoted)), default=0) + 1)
+    return f"{fence}{quoted}{fence}"
+
+
 def coerce(name: str, raw: Any) -> tuple[Any, str | None]:
     """(valid value, notice or None) for untrusted input: parsed, clamped into bounds, or the default."""
-    control = CONTROLS[name]
+    return coerce_to(CONTROLS[name], raw)
+
+
+def coerce_to(control: Control, raw: Any) -> tuple[Any, str | None]:
+    """(valid value of `control`, notice or None) for untrusted input, never raising. A choice matches with any
+    case; a number must be spelled with ASCII digits (sign, point, exponent, inf and nan allowed): anything else
+    gives the default. Out-of-range numbers are clamped, whole-number controls rounded, each with a notice."""
+    name, text = control.name, raw if isinstance(raw, str) else str(raw)
     if control.kind is str:
-        value = str(raw).strip().lower()
-        if value in control.choices:
-            return value, None
-        return control.default, f"`{name}` = {str(raw)[:40]!r} is not one of {', '.join(control.choices)}; using {control.default!r}."
-    try:
-        number = float(str(raw).strip())
-    except ValueError:
-        return control.default, f"`{name}` = {str(raw)[:40]!r} is not a number; using {control.default}."
+        word = text.strip(_SPACE)
+        folded = word.lower()
+        match = [c for c in control.choices if c == word] or [c for c in control.choices if c.lower() == folded]
+        if match:
+            return match[0], None
+        return control.default, (f"`{name}` = {shown(text)} is not one of {', '.join(control.choices)}; "
+                                 f"using {control.default!r}.")
+    number = _read_number(text)
+    if number is None:
+        return control.default, f"`{name}` = {shown(text)} is not a number; using {control.default}."
     if math.isnan(number):
         return control.default, f"`{name}` = NaN is not a number; using {control.default}."
-    clamped = min(max(number, control.low), control.high)
-    value = control.kind(round(clamped)) if control.kind is int else float(clamped)
+    clamped = min(max(number, control.low), control.high) + 0.0  # + 0.0: -0 becomes 0
+    value = int(round(clamped)) if control.kind is int else clamped
     if clamped != number:
-        return value, f"`{name}` = {str(raw)[:40]} is outside {control.low}…{control.high}; using {value}."
-    if control.kind is int and value != number:
-        return value, f"`{name}` = {str(raw)[:40]} is not a whole number; using {value}."
+        return value, f"`{name}` = {shown(text)} is outside {control.low}…{control.high}; using {value}."
+    if value != number:
+        return value, f"`{name}` = {shown(text)} is not a whole number; using {value}."
     return value, None
 
 

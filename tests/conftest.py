@@ -134,16 +134,16 @@ APP_TIMEOUT = 180  # the first run may load the model
 
 
 def open_page(page: str, **params):
-    """A fresh AppTest session opened on a link: the entry runs with the query params, then the page."""
+    """A fresh AppTest session opened on a link as a browser opens it: the page's first run has the query params
+    (the app corrects a link's values on its first run, for the page it opens)."""
     from streamlit.testing.v1 import AppTest
 
     at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=APP_TIMEOUT)
     for key, value in params.items():
         at.query_params[key] = value
-    at.run()  # AppTest resolves st.navigation's url paths only after a first run
-    if page:
+    if page:  # before a first run AppTest finds a page by its file name: every url_path here is its file's name
         at.switch_page(page)
-        at.run()
+    at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 

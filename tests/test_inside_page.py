@@ -58,8 +58,8 @@ def test_bad_inside_link_values_become_notices(smollm):
     at = open_page("pages/inside.py", prompt=FRANCE, view="nope", layer="99", position="-1", head="x")
     assert not at.exception
     notices = " ".join(at.session_state["_ts_notices"])
-    assert "`view` = 'nope'" in notices and "`layer` = '99' does not exist" in notices
-    assert "`position` = '-1' is not a valid index" in notices and "`head` = 'x'" in notices
+    assert "`view` = `'nope'`" in notices and "`layer` = `'99'` does not exist" in notices
+    assert "`position` = `'-1'` is not a valid index" in notices and "`head` = `'x'`" in notices
     assert at.selectbox(key="layer").value == 30
 
 
@@ -84,7 +84,7 @@ def test_a_head_the_model_does_not_have_falls_back_to_the_mean(smollm):
     at = open_page("pages/inside.py", prompt=FRANCE, view="attention", head="999")
     assert not at.exception, [e.value for e in at.exception]
     assert at.selectbox(key="head").value == "mean"
-    assert any("`head` = '999' does not exist" in n for n in at.session_state["_ts_notices"])
+    assert any("`head` = `'999'` does not exist" in n for n in at.session_state["_ts_notices"])
 
 
 def test_a_long_prompt_is_cut_for_attention_and_attribution(smollm):

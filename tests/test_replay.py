@@ -58,7 +58,7 @@ def test_no_run_in_the_link_once_the_settings_moved_on(smollm):
 
 def test_a_bad_run_value_is_a_notice_not_a_generation(smollm):
     at = open_page("pages/generate.py", max_new_tokens="4", run="yes please")
-    assert "`run` = 'yes please' is not 1" in texts(at)
+    assert "`run` = `'yes please'` is not 1" in texts(at)
     assert "gen_last" not in at.session_state
 
 

@@ -384,8 +384,10 @@ def chart_downloads(chart, stem: str, key: str) -> None:
 
 
 def apply_link(page_path: str) -> None:
-    """Validate the URL's parameters before any widget reads them: corrected values seed the widgets
-    (and the URL), and every correction becomes a notice. Runs once per new set of parameters."""
+    """Validate the URL's parameters before any widget reads them: corrected values seed the widgets, every
+    correction becomes a notice, and the URL is rewritten to the values used (an ignored one left out). Runs
+    once per new set of parameters; after a rewrite the run starts again, because a bound widget seeds itself
+    from the URL the run started with."""
     params = {k: st.query_params.get_all(k) for k in st.query_params}
     signature = (page_path, tuple(sorted((k, tuple(v)) for k, v in params.items())))
     if st.session_state.get("_ts_link_seen") == signature:
@@ -406,11 +408,38 @@ def apply_link(page_path: str) -> None:
         if name in st.session_state:
             continue  # a widget already holds this value; the URL follows the widget
         st.session_state[name] = value
-        if name in state.changed and name != "prompt":
-            try:
-                st.query_params[name] = str(value)
-            except Exception:  # bound to a widget already: it writes the URL itself
-                pass
+    if _rewrite_link(state.query):
+        st.rerun()  # the widgets below then seed themselves from the corrected URL
+
+
+def _rewrite_link(query: dict[str, list[str] | None]) -> bool:
+    """Write corrected values into the URL (None: remove the parameter) in one step, so the browser's history
+    gains one entry; True when the URL changed. A parameter bound to a widget earlier in this session is left
+    to that widget, which writes the URL itself."""
+    from streamlit.errors import StreamlitAPIException
+
+    if not query:
+        return False
+    current = {k: st.query_params.get_all(k) for k in st.query_params}
+    wanted = {k: v for k, v in {**current, **query}.items() if v is not None}
+    try:
+        st.query_params.from_dict({k: v if len(v) > 1 else v[0] for k, v in wanted.items()})
+        return True
+    except StreamlitAPIException:  # some are bound already: the others one by one
+        pass
+    changed = False
+    for name, values in query.items():
+        try:
+            if values is None:
+                if name in st.query_params:
+                    del st.query_params[name]
+                    changed = True
+            else:
+                st.query_params[name] = values if len(values) > 1 else values[0]
+                changed = True
+        except StreamlitAPIException:
+            logger.info("link parameter %s is bound to a widget already; the widget keeps the URL", name)
+    return changed
 
 
 def carried_params() -> dict:

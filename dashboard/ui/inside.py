@@ -9,8 +9,9 @@ import torch
 
 from dashboard import inside, ui
 from dashboard.inside_charts import MAX_LENS_POSITIONS
-from dashboard.links import decode_path
+from dashboard.links import decode_path, path_text
 from dashboard.numbers import probability
+from dashboard.sampling import shown
 from dashboard.tokens import encode, fit_context, visible
 
 ATTRIBUTION_NOTE = {
@@ -91,8 +92,12 @@ def study(loaded, prompt: str) -> Study:
         ids = path.ids  # the appended tokens come along
     elif st.query_params.get("path"):
         extra, notice = decode_path(st.query_params.get("path"), loaded.vocab_size)
-        if notice:
+        if notice:  # the URL keeps only the steps used
             ui.add_notice(notice)
+            if extra:
+                st.query_params["path"] = path_text(extra)
+            else:
+                del st.query_params["path"]
         ids = (ids + [t for t, _ in extra])[-(loaded.context_length - 1):]
     memo = st.session_state.get(_MEMO)
     if memo is None or memo.ids != ids or memo.model is not loaded.model:
@@ -106,7 +111,7 @@ def keep_valid(key: str, options: list, default) -> None:
     with a notice, before the widget is drawn."""
     value = st.session_state.get(key)
     if value is not None and value not in options:
-        ui.add_notice(f"`{key}` = {str(value)[:20]!r} does not exist for this model and prompt; using {default!r}.")
+        ui.add_notice(f"`{key}` = {shown(str(value), 20)} does not exist for this model and prompt; using {default!r}.")
         st.session_state[key] = default
 
 

@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from dashboard import ui
+from dashboard import links, ui
 from dashboard.generation import TokenPath
 from dashboard.links import decode_path, encode_path
 from dashboard.numbers import probability
@@ -125,15 +125,15 @@ def step_history(tok, path: TokenPath, stem: str) -> None:
 
 # --------------------------------------------------------------------------- Compare's columns
 
-COMPARE_SIDEBAR = "(sidebar model)"
-OWN_OFF = "-"  # a column without its own settings, in ?ctemp= / ?ctop_p=
-OWN_PARAMS = (("ctemp", "temperature"), ("ctop_p", "top_p"))
+COMPARE_SIDEBAR = links.COMPARE_SIDEBAR  # a column on the sidebar's model
+OWN_OFF = links.OWN_OFF  # a column without its own settings, in ?ctemp= / ?ctop_p=
+OWN_PARAMS = links.OWN_PARAMS
 
 
 def seed_columns_from_link(max_columns: int, min_columns: int) -> None:
-    """Once per link: the columns' prompts, models and own temperature/top-p from ?prompt=…&cmodel=…&ctemp=…"""
+    """Once per link: the columns' prompts, models and own temperature/top-p from ?prompt=…&cmodel=…&ctemp=…,
+    each value read by its parser in links.link_params (apply_link has already corrected the URL)."""
     from dashboard import models
-    from dashboard.sampling import coerce
 
     link_prompts = st.session_state.pop("_ts_link_prompts", None)
     if not link_prompts:
@@ -141,18 +141,26 @@ def seed_columns_from_link(max_columns: int, min_columns: int) -> None:
     st.session_state["cmp_n"] = max(min_columns, min(max_columns, len(link_prompts)))
     for i, p in enumerate(link_prompts[:max_columns]):
         st.session_state[f"cmp_prompt_{i}"] = p
-    registry = models.registry()
-    for i, m in enumerate(st.query_params.get_all("cmodel")[:max_columns]):
-        st.session_state[f"cmp_model_{i}"] = m if m in registry else COMPARE_SIDEBAR
+    table = links.link_params(list(models.registry()), models.default_model(), multi_prompt=True)
+    for i, m in _column_values(table["cmodel"], max_columns):
+        st.session_state[f"cmp_model_{i}"] = m
     for param, control in OWN_PARAMS:
-        for i, raw in enumerate(st.query_params.get_all(param)[:max_columns]):
-            if raw == OWN_OFF:
-                continue
-            value, notice = coerce(control, raw)  # untrusted: clamped or defaulted, with a notice
-            if notice:
-                ui.add_notice(f"Column {i + 1}: {notice}")
-            st.session_state[f"cmp_own_{i}"] = True
-            st.session_state[f"cmp_{control}_{i}"] = value
+        for i, value in _column_values(table[param], max_columns):
+            if value != OWN_OFF:
+                st.session_state[f"cmp_own_{i}"] = True
+                st.session_state[f"cmp_{control}_{i}"] = value
+
+
+def _column_values(param: links.Param, max_columns: int) -> list[tuple[int, object]]:
+    """[(column, value)] of a per-column link parameter, each value read by its parser, with a notice for each
+    correction (untrusted: clamped or defaulted)."""
+    out = []
+    for i, raw in enumerate(st.query_params.get_all(param.name)[:max_columns]):
+        value, notice = links.parse_value(param, raw)
+        if notice:
+            ui.add_notice(f"Column {i + 1}: {notice}")
+        out.append((i, value))
+    return out
 
 
 def columns_to_link(n: int) -> None:
