@@ -345,14 +345,13 @@ def decoding_controls(names: list[str], captions: bool = True, defaults: dict | 
 
 def text_table(frame) -> None:
     """A static table whose every cell reads exactly as its text: st.table renders cells as Markdown, so each
-    cell (and header) is escaped first (a token "## x" or "[a](b)" is not a heading or a link)."""
+    cell is escaped first (a token "## x" or "[a](b)" is not a heading or a link). Headers are the app's own."""
     import pandas as pd
 
     from dashboard.tokens import markdown_literal
 
     frame = pd.DataFrame(frame)
     safe = frame.map(lambda v: markdown_literal(v) if isinstance(v, str) else v)
-    safe.columns = [markdown_literal(str(c)) for c in frame.columns]
     st.table(safe, hide_index=True)
 
 
@@ -408,8 +407,22 @@ def apply_link(page_path: str) -> None:
         if name in st.session_state:
             continue  # a widget already holds this value; the URL follows the widget
         st.session_state[name] = value
+        st.session_state.setdefault(_FROM_LINK, set()).add(name)  # a page may still find it is not an option
     if _rewrite_link(state.query):
         st.rerun()  # the widgets below then seed themselves from the corrected URL
+
+
+_FROM_LINK = "_ts_from_link"  # names whose value came from the link and was not checked by its page yet
+
+
+def from_link(name: str) -> bool:
+    """True (once) when `name`'s value came from the link just opened: a page checking it against what exists
+    says so in a notice; a value left over from an earlier prompt is just replaced."""
+    names = st.session_state.get(_FROM_LINK) or set()
+    if name in names:
+        names.discard(name)
+        return True
+    return False
 
 
 def _rewrite_link(query: dict[str, list[str] | None]) -> bool:

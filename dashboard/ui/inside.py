@@ -107,11 +107,14 @@ def study(loaded, prompt: str) -> Study:
 
 
 def keep_valid(key: str, options: list, default) -> None:
-    """A bound selector's value (from a link or an earlier model) that is not an option becomes `default`,
-    with a notice, before the widget is drawn."""
+    """A bound selector's value that is not an option becomes `default` before the widget is drawn: with a notice
+    when a link asked for it, silently when it is left over from an earlier prompt or model."""
     value = st.session_state.get(key)
+    asked = ui.from_link(key)
     if value is not None and value not in options:
-        ui.add_notice(f"`{key}` = {shown(str(value), 20)} does not exist for this model and prompt; using {default!r}.")
+        if asked:
+            ui.add_notice(f"`{key}` = {shown(str(value), 20)} does not exist for this model and prompt; using "
+                          f"{default!r}.")
         st.session_state[key] = default
 
 
