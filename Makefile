@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed-$(shell cat requirements.txt requirements-test.txt Makefile | sha256sum | cut -c1-16)
 PORT    ?= 8501
 
-.PHONY: run test bench install browser engine clean
+.PHONY: run test bench install browser engine clean screenshots
 
 # requirements.txt names PyTorch's CPU wheel index (Streamlit Community Cloud installs the CPU build from it,
 # without the CUDA packages). Where that index cannot be reached within 3 s, install from a copy without the
@@ -37,14 +37,19 @@ install: $(STAMP)
 run: install
 	$(BIN)/streamlit run streamlit_app.py --server.port $(PORT)
 
-# Debian's Chromium for the browser tests (browser downloads are not possible here). The browser tests need it:
-# when it cannot be installed, this rule fails (and so does `make test`), saying why.
+# Debian's Chromium for the browser tests (browser downloads are not possible here), and a colour emoji font so that
+# the page icons show in the screenshots as they do on a person's machine. The browser tests need Chromium: when it
+# cannot be installed, this rule fails (and so does `make test`), saying why.
+EMOJI_FONT := /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf
 browser:
-	@test -x /usr/bin/chromium || { \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-	  && test -x /usr/bin/chromium \
-	  || { echo "make browser: chromium could not be installed (apt-get install chromium failed);" \
-	            "the browser tests (tests/e2e) need /usr/bin/chromium" >&2; exit 1; }; }
+	@test -x /usr/bin/chromium -a -f $(EMOJI_FONT) || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-color-emoji >/dev/null) || true
+	@test -x /usr/bin/chromium || { echo "make browser: chromium could not be installed (apt-get install chromium" \
+	  "failed); the browser tests (tests/e2e) need /usr/bin/chromium" >&2; exit 1; }
+
+# The README's screenshots (docs/*.png), taken from the served app at 1440x900 and 390x844.
+screenshots: install browser
+	$(BIN)/python -m docs.screenshots
 
 # The official llama.cpp `llama-server` for the engine tests and bench: built once from the sources the
 # llama-cpp-python sdist vendors (about 4 minutes on 2 cores) into .engine/ (git-ignored), then reused.

@@ -8,7 +8,7 @@ import unicodedata
 import urllib.parse
 from dataclasses import dataclass, field
 
-from dashboard.sampling import CONTROLS, Control, coerce_to, shown
+from dashboard.settings import CONTROLS, Control, coerce_to, shown
 from dashboard.tokens import MAX_PROMPT_CHARS
 
 logger = logging.getLogger("dashboard")

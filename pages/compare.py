@@ -70,7 +70,7 @@ def compare() -> None:
 def compare_sections() -> None:
     """The fragment's sections (an engine's failure inside them becomes a message)."""
     n = st.session_state["cmp_n"]
-    a, b, _ = st.columns([1, 1, 4])
+    a = b = st.container(horizontal=True)  # one row, on a phone too
     a.button("Add a column", key="cmp_add", disabled=n >= MAX_COLUMNS, on_click=change_columns, args=(1,))
     b.button("Remove last", key="cmp_remove", disabled=n <= MIN_COLUMNS, on_click=change_columns, args=(-1,))
     with st.expander("Sampling controls (all columns)", expanded=False):
