@@ -21,7 +21,8 @@ U_COLOUR = "#b91c1c"
 DRAW_HEIGHT = 72  # px of the plot: u's label on top, the bar below it
 U_ROW, BAR_TOP, BAR_BOTTOM = 10, 24, 64  # px from the plot's top
 NAME_SIZE = 11
-MIN_NAMED_STRETCH = 24  # px: a narrower stretch is not named (its tooltip names it)
+MIN_NAMED_STRETCH = 34  # px: a stretch narrower than this (or than its whole name) is not named: it would show
+# only "…" (its tooltip names it)
 
 
 def top_table(tokenizer, dist, n: int) -> pd.DataFrame:
@@ -137,7 +138,7 @@ def draw_chart(frame: pd.DataFrame, draw: Draw) -> alt.LayerChart:
     span = "(scale('x', datum.end) - scale('x', datum.start))"  # the stretch's width in pixels
     names = alt.Chart(frame).mark_text(
         fontSize=NAME_SIZE, color=style.TEXT, limit={"expr": f"{span} - 6"},
-        opacity={"expr": f"{span} >= {MIN_NAMED_STRETCH} ? 1 : 0"},
+        opacity={"expr": f"{span} >= min({MIN_NAMED_STRETCH}, 7 * length(datum.token) + 6) ? 1 : 0"},
     ).encode(x="mid:Q", y=alt.value(bar_mid), text="token:N")  # no tooltip: hover reaches the stretch beneath
     picked = frame[frame["picked"]]
     marker = alt.Chart(picked).mark_tick(color=PICK_COLOUR, thickness=8, size=BAR_BOTTOM - BAR_TOP + 8).encode(

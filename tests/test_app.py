@@ -3,6 +3,7 @@
 import re
 
 import pytest
+import torch
 
 from dashboard.tokens import encode
 from conftest import SEED_IDS, SEED_PROMPT, SEED_TOKENS, ForwardCounter, open_page, texts
@@ -518,3 +519,16 @@ def test_the_text_so_far_follows_to_generate_and_back(smollm):
     assert at.text_area(key="prompt").value == SEED_PROMPT
     assert len(at.session_state["nt_path"].steps) == 2
     assert not at.exception
+
+
+def test_where_is_gives_a_small_probability_in_significant_figures(smollm):
+    """A token far down the distribution reads as a number, not as 0.0000%."""
+    from dashboard.numbers import probability
+
+    at = open_page("pages/next-token.py")
+    at.text_input(key="nt_find").input(" Paris").run()
+    assert not at.exception
+    sentence = next(m.value for m in at.markdown if "is rank" in m.value)
+    path = at.session_state["nt_path"]
+    p = float(torch.softmax(path.logits.float(), -1)[encode(smollm.tokenizer, " Paris")[0]])
+    assert p < 1e-4 and probability(p) in sentence and "0.0000%" not in sentence

@@ -76,7 +76,7 @@ def test_every_page_opens_on_the_engine_model_with_its_engine_content(engine_app
     # Next token: the engine's top-N distribution, said to be so, with its chart.
     open_app(page, engine_url(engine_app, "next-token"))
     expect(main).to_contain_text("On the engine 'class'", timeout=LOAD_MS)
-    expect(main).to_contain_text(re.compile(r"the distribution is its top \d+ tokens, which hold \d+\.\d% of its probability"))
+    expect(main).to_contain_text(re.compile(r"the distribution is its top \d+ tokens, which hold \d+\.\d+% of its probability"))
     expect(page.get_by_test_id("stVegaLiteChart").locator("canvas, svg").first).to_be_visible(timeout=LOAD_MS)
     expect(page.get_by_test_id("stHtml").filter(has_text=SEED_PROMPT)).to_have_count(1)
     assert_healthy_engine_page(page)

@@ -178,3 +178,46 @@ def test_on_a_phone_the_chart_and_the_slider_moving_it_are_on_screen_together(si
     assert page.get_by_test_id("stMetric").filter(has_text="Entropy after").inner_text() != before
     assert on_screen(page.get_by_role("slider", name="Temperature").bounding_box())
     assert chart.bounding_box()["y"] < size["height"] * 0.5  # the chart stayed where the person was looking
+
+
+# --------------------------------------------------------------------------- small things seen
+
+
+def test_the_share_dialogs_copy_button_shows_without_hovering(page, base_url):
+    """Touch screens have no hover: the copy button of the share link is visible as the dialog opens."""
+    open_app(page, base_url + "/tokenize")
+    page.get_by_test_id("stSidebar").get_by_role("button", name="🔗 Share this view").click()
+    copy = page.get_by_role("dialog").get_by_role("button", name="Copy to clipboard")
+    expect(copy).to_be_attached()
+    page.mouse.move(1, 1)  # nowhere near it
+    page.wait_for_timeout(400)
+    assert copy.evaluate("b => getComputedStyle(b).visibility") == "visible"
+    assert float(copy.evaluate("b => getComputedStyle(b).opacity")) == 1.0
+    page.keyboard.press("Escape")
+
+
+def test_the_tokenize_table_shows_every_row(page, base_url):
+    """The seed sentence's 11 tokens: the grid is as tall as its rows (the last, ␣generative, was cut off)."""
+    open_app(page, base_url + "/tokenize")
+    grid = page.get_by_test_id("stDataFrame")
+    expect(grid.locator('[id^="glide-cell-2-"]').last).to_be_attached()
+    texts = grid.locator('[id^="glide-cell-2-"]').all_inner_texts()
+    assert len(texts) == 11 and texts[-1] == "␣generative"
+    box, last = grid.bounding_box(), grid.get_by_text("␣generative", exact=True).last.bounding_box()
+    assert last is None or last["y"] + last["height"] <= box["y"] + box["height"] + 1
+
+
+def test_a_fresh_servers_first_visit_never_lists_raw_file_names(fresh_app_server, page):
+    """Before st.navigation has run, Streamlit would list pages/ as "streamlit app, compare, generate, home…";
+    the first visitor sees the page's own links (and title) instead, from the first frame on."""
+    page.goto(fresh_app_server.base_url + "/tokenize", wait_until="commit")
+    seen: list[str] = []
+    for _ in range(60):  # the first ~15 s, every quarter second
+        nav = page.locator('[data-testid="stSidebarNav"]')
+        if nav.count():
+            seen.append(nav.first.inner_text())
+        page.wait_for_timeout(250)
+    assert not any("streamlit app" in t.lower() or "next-token" in t for t in seen), seen[:3]
+    wait_for_app(page)
+    expect(page.get_by_test_id("stMain").get_by_role("heading", level=1)).to_contain_text("Tokenize")
+    expect(page.get_by_test_id("stSidebar").get_by_role("link", name="Next token", exact=True)).to_be_visible()
