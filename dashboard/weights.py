@@ -79,9 +79,7 @@ def write_weight_cache(folder: Path, model, tokenizer) -> None:
     """Write config, tokenizer and fp32 weights as safetensors into `folder`, atomically (temp dir + rename)."""
     from safetensors.torch import save_file
 
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".tmp-", dir=folder.parent))
-    try:
+    def fill(tmp: Path) -> None:
         config = model.config.to_dict()
         config.pop("quantization_config", None)  # the weights are plain fp32 now: load them as such
         type(model.config).from_dict(config).save_pretrained(tmp)
@@ -93,11 +91,19 @@ def write_weight_cache(folder: Path, model, tokenizer) -> None:
             state.pop("lm_head.weight", None)  # tied: stored once, re-tied on load
         state = {k: v.detach().contiguous() for k, v in state.items()}
         save_file(state, tmp / "model.safetensors", metadata={"format": "pt"})
-        files = {
-            p.name: {"size": p.stat().st_size, "sha256": _file_sha256(p)}
-            for p in sorted(tmp.iterdir())
-            if p.is_file()
-        }
+
+    _write_atomically(folder, fill)
+
+
+def _write_atomically(folder: Path, fill) -> None:
+    """Fill a temp folder beside `folder` (`fill(tmp)`), add a manifest of every file's size and sha256, then
+    put it in place of `folder` in one rename; nothing half-written is ever left under the final name."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".tmp-", dir=folder.parent))
+    try:
+        fill(tmp)
+        files = {p.name: {"size": p.stat().st_size, "sha256": _file_sha256(p)} for p in sorted(tmp.iterdir())
+                 if p.is_file()}
         (tmp / "manifest.json").write_text(json.dumps({"format": CACHE_FORMAT, "files": files}, indent=1))
         if folder.exists():
             shutil.rmtree(folder)
@@ -114,19 +120,7 @@ def tokenizer_cache_dir(gguf: Path) -> Path:
 
 def write_tokenizer_cache(folder: Path, tokenizer) -> None:
     """Write `tokenizer`'s files into `folder`, atomically (temp dir + rename), with a checksummed manifest."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".tmp-", dir=folder.parent))
-    try:
-        tokenizer.save_pretrained(tmp)
-        files = {p.name: {"size": p.stat().st_size, "sha256": _file_sha256(p)} for p in sorted(tmp.iterdir())
-                 if p.is_file()}
-        (tmp / "manifest.json").write_text(json.dumps({"format": CACHE_FORMAT, "files": files}, indent=1))
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    _write_atomically(folder, tokenizer.save_pretrained)
 
 
 def tokenizer_cache_problem(folder: Path) -> str | None:

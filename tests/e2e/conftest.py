@@ -416,3 +416,16 @@ def requests_seen(page) -> list[str]:
     urls: list[str] = []
     page.context.on("request", lambda request: urls.append(request.url))
     return urls
+
+
+def share_link(page) -> str:
+    """Press the sidebar's share button and read the link from the dialog's code block; closes the dialog."""
+    page.get_by_test_id("stSidebar").get_by_role("button", name="🔗 Share this view").click()
+    dialog = page.get_by_role("dialog")
+    code = dialog.get_by_test_id("stCode")
+    expect(code).to_be_visible()
+    link = code.inner_text().strip()
+    page.keyboard.press("Escape")
+    expect(dialog).to_have_count(0)
+    wait_for_app(page)
+    return link

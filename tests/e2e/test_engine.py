@@ -16,7 +16,7 @@ import pytest
 
 from conftest import ENGINE_KEY  # tests/conftest.py (the key the test engine demands)
 
-from .conftest import AppServer, expect, open_app, wait_for_app
+from .conftest import AppServer, expect, open_app, share_link, wait_for_app
 from .test_pages import chip_ids, chips, metric
 
 pytestmark = pytest.mark.e2e
@@ -143,19 +143,6 @@ def test_a_greedy_run_link_on_the_engine_shows_exactly_the_raw_engine_text(engin
 
 
 # --------------------------------------------------------------------------- 3. the API key appears nowhere
-
-
-def share_link(page) -> str:
-    """Press the sidebar's share button and read the link from the dialog's code block; closes the dialog."""
-    page.get_by_test_id("stSidebar").get_by_role("button", name="🔗 Share this view").click()
-    dialog = page.get_by_role("dialog")
-    code = dialog.get_by_test_id("stCode")
-    expect(code).to_be_visible()
-    link = code.inner_text().strip()
-    page.keyboard.press("Escape")
-    expect(dialog).to_have_count(0)
-    wait_for_app(page)
-    return link
 
 
 def test_the_engine_api_key_appears_in_no_page_request_share_link_or_log(engine_app, llama_server, page,

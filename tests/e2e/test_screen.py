@@ -3,12 +3,11 @@ no click crashes a page, and on a phone the chart and the slider moving it are o
 
 from __future__ import annotations
 
-import re
 from urllib.parse import quote
 
 import pytest
 
-from .conftest import LAUNCH_ARGS, expect, open_app, wait_for_app  # noqa: F401
+from .conftest import expect, open_app, wait_for_app
 
 pytestmark = pytest.mark.e2e
 

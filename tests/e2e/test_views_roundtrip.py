@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 import pytest
 
-from .conftest import LAUNCH_ARGS, VIEWPORT, expect, open_app, wait_for_app  # noqa: F401
+from .conftest import VIEWPORT, expect, open_app, share_link, wait_for_app
 
 pytestmark = pytest.mark.e2e
 
@@ -187,19 +187,6 @@ def open_expanders(page) -> None:
 def shown_text(page) -> str:
     """The main area's visible text, whitespace normalised."""
     return re.sub(r"\s+", " ", page.get_by_test_id("stMain").inner_text()).strip()
-
-
-def share_link(page) -> str:
-    """Press the sidebar's share button and read the link from the dialog; closes the dialog."""
-    page.get_by_test_id("stSidebar").get_by_role("button", name="🔗 Share this view").click()
-    dialog = page.get_by_role("dialog")
-    code = dialog.get_by_test_id("stCode")
-    expect(code).to_be_visible()
-    link = code.inner_text().strip()
-    page.keyboard.press("Escape")
-    expect(dialog).to_have_count(0)
-    wait_for_app(page)
-    return link
 
 
 def set_every_widget(page, frozen: set[str]) -> list[Widget]:
