@@ -11,7 +11,7 @@ import torch
 
 from dashboard import chart_style as style
 from dashboard.numbers import probability
-from dashboard.sampling import draw_order, draw_u, inverse_cdf
+from dashboard.sampling import draw_u, inverse_cdf
 from dashboard.tokens import visible
 
 PICK_COLOUR = "#f59e0b"
@@ -30,7 +30,7 @@ def top_table(tokenizer, dist, n: int) -> pd.DataFrame:
     cumulative probability after (in the order a draw lays tokens out) and whether the controls removed it."""
     k = min(n, dist.probs.shape[0])
     before, ids = torch.topk(dist.probs, k)  # (k,), (k,)
-    order, cum = draw_order(dist.after)  # (vocab,), (vocab,)
+    order, cum = dist.order  # (vocab,), (vocab,)
     position = torch.empty_like(order)
     position[order] = torch.arange(order.shape[0])  # where each id sits in the draw's order
     kept = torch.isfinite(dist.scores[ids])
@@ -85,8 +85,8 @@ class Draw:
 def one_draw(dist, seed: int, step: int) -> Draw:
     """The draw "Sample" makes at this step: u from (seed, step), the token by inverse CDF."""
     u = draw_u(seed, step)
-    token = inverse_cdf(dist.after, u)
-    order, cum = draw_order(dist.after)
+    order, cum = dist.order
+    token = inverse_cdf(dist.after, u, dist.order)
     where = int((order == token).nonzero()[0, 0])
     start = float(cum[where - 1]) if where else 0.0
     return Draw(u, seed, step, token, start, float(cum[where]), where + 1)
@@ -95,8 +95,8 @@ def one_draw(dist, seed: int, step: int) -> Draw:
 def draw_frame(tokenizer, dist, draw: Draw, n: int = 12) -> pd.DataFrame:
     """Stretches of [0, 1] for the `n` most likely tokens after the controls (plus the picked one), the rest
     merged into one "other" stretch."""
-    order, cum = draw_order(dist.after)
-    kept = int(torch.isfinite(dist.scores).sum())
+    order, cum = dist.order
+    kept = dist.kept
     shown = min(n, kept)
     picked_at = draw.rank_after - 1
     rows = []

@@ -61,25 +61,36 @@ class LoadedModels:
                 if key in self._items:
                     self._items.move_to_end(key)
                     return self._items[key]
+            from dashboard import runtime
+
+            runtime.configure_torch()
             if make is None:
                 from dashboard.models import _log_progress, load_model
 
                 loaded = load_model(key, progress or _log_progress)
             else:
                 loaded = make()
+            evicted = False
             with self._lock:
                 self._items[key] = loaded
                 while len(self._items) > max_loaded():
                     old, _ = self._items.popitem(last=False)
                     self.evicted.append(old)
+                    evicted = True
                     logger.info("evicted %s from memory (at most %d models loaded)", old, max_loaded())
+            if evicted:
+                runtime.unfreeze_heap()  # the evicted model's objects were frozen with it: let the collector in
             gc.collect()  # frees an evicted model now rather than at some later collection
+            runtime.freeze_heap()  # the new model (and everything imported so far) out of every later collection
             return loaded
 
     def clear(self) -> None:
         """Forget every loaded model (tests; an operator's reload)."""
+        from dashboard import runtime
+
         with self._lock:
             self._items.clear()
+        runtime.unfreeze_heap()
         gc.collect()
 
 

@@ -4,6 +4,7 @@ them — so what is shown is what `generate` samples from — and the seeded dra
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 
@@ -42,14 +43,16 @@ def logits_processors(settings: Settings):
     return procs
 
 
-def process_logits(logits: torch.Tensor, settings: Settings, prev_ids: torch.Tensor | None = None) -> torch.Tensor:
+def process_logits(logits: torch.Tensor, settings: Settings, prev_ids: torch.Tensor | None = None,
+                   dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Processed scores (batch, vocab) for raw `logits` (batch, vocab) or (vocab,); removed tokens are -inf.
+    `dtype`: float32 computes as `generate` does; float64 gives the same processors' exact values.
 
     Greedy (strategy or temperature 0) keeps only the argmax after the penalty: that is the token
     `generate` would pick."""
     if logits.dim() == 1:
         logits = logits.unsqueeze(0)  # (1, vocab)
-    logits = logits.float()
+    logits = logits.float().to(dtype)  # (the raw logits are float32 numbers either way)
     if prev_ids is None:
         prev_ids = torch.zeros((logits.shape[0], 0), dtype=torch.long)
     elif prev_ids.dim() == 1:
@@ -71,12 +74,17 @@ class Distribution:
     scores: torch.Tensor  # (vocab,) processed logits, -inf where removed
     after: torch.Tensor  # (vocab,) softmax of processed scores: what sampling draws from
 
-    @property
+    @cached_property
     def kept(self) -> int:
         """How many tokens survive processing."""
         return int(torch.isfinite(self.scores).sum())
 
-    @property
+    @cached_property
+    def order(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """draw_order(after), computed once per distribution (the draw, its frame and Sample all read it)."""
+        return draw_order(self.after)
+
+    @cached_property
     def mass_kept(self) -> float:
         """Raw probability mass of the surviving tokens."""
         return float(self.probs[torch.isfinite(self.scores)].sum())
@@ -96,8 +104,11 @@ def distribution(logits: torch.Tensor, settings: Settings, prev_ids: torch.Tenso
     """Raw and processed distributions for one position's `logits` (vocab,). An engine's top-N log-probs (-inf
     elsewhere) give the distribution within its top N: the shares add up to 1 there, as sampling sees them."""
     logits = logits.float().reshape(-1)  # (vocab,)
-    scores = process_logits(logits, settings, prev_ids)[0]  # (vocab,)
-    return Distribution(logits, torch.softmax(logits, -1), scores, torch.softmax(scores, -1))
+    # generate's processors, in float64: float32 rounds a logit divided by a low temperature by up to ~3e-5, and
+    # its softmax over ~50k tokens is off by up to ~1e-6 (its probabilities add up to 1 + 8e-6). These are the
+    # exact values of what generate computes; the browser's instrument computes them in float64 too.
+    scores = process_logits(logits, settings, prev_ids, dtype=torch.float64)[0]  # (vocab,)
+    return Distribution(logits, torch.softmax(logits.double(), -1), scores, torch.softmax(scores, -1))
 
 
 def top_tokens(probs: torch.Tensor, k: int) -> tuple[list[int], list[float]]:
@@ -121,14 +132,15 @@ def draw_order(after: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return order, torch.cumsum(probs[order], 0)  # (vocab,), (vocab,)
 
 
-def inverse_cdf(after: torch.Tensor, u: float) -> int:
+def inverse_cdf(after: torch.Tensor, u: float, order: tuple[torch.Tensor, torch.Tensor] | None = None) -> int:
     """The token where `u` lands on the cumulative processed distribution `after` (vocab,): a draw from it.
 
     Tokens are laid end to end, most likely first; each owns a stretch as long as its probability, and the
-    token whose stretch holds u is picked. Removed tokens own nothing, so they are never picked."""
+    token whose stretch holds u is picked. Removed tokens own nothing, so they are never picked. `order`:
+    draw_order(after) when the caller has it already."""
     if not 0.0 <= u < 1.0:
         raise ValueError(f"`u` must be in [0, 1), got {u!r}")
-    order, cum = draw_order(after)
+    order, cum = order if order is not None else draw_order(after)
     kept = int((after.reshape(-1) > 0).sum())  # (past the last kept token only rounding error remains)
     index = int(torch.searchsorted(cum, torch.tensor([u * float(cum[-1])], dtype=torch.float64), right=True))
     return int(order[min(index, max(kept, 1) - 1)])

@@ -310,3 +310,33 @@ def engine_proxy(monkeypatch, llama_server):
     from dashboard import engines
 
     engines.forget_listings()
+
+
+# --------------------------------------------------------------------------- Next token's browser controls
+
+def control(at, name: str):
+    """A browser control's value on Next token this session (the instrument's inputs write it there)."""
+    from dashboard.settings import CONTROLS
+
+    return at.session_state[name] if name in at.session_state else CONTROLS[name].default
+
+
+def move(at, name: str, value):
+    """A control moved in the instrument and let go: its on_select callback writes the value into the session
+    (dashboard.ui.instrument.values_from_selection, tested on its own), then the page reruns."""
+    at.session_state[name] = value
+    return at.run()
+
+
+def figures(at) -> dict:
+    """The figures the instrument draws for the page's path and controls, as they read on the page. Computed by
+    its Python twin on the page's own payload: tests/test_instrument.py holds the twin to sampling.distribution,
+    and tests/e2e/test_instrument.py holds what Chromium draws to both."""
+    from dashboard.instrument import CONTROLLED, twin
+    from dashboard.numbers import probability
+    from dashboard.settings import Settings
+
+    data = at.session_state["nt_inst_payload"][1]
+    f = twin(data, Settings(strategy="sample", **{n: control(at, n) for n in CONTROLLED}))
+    return {"Entropy before": f"{f.entropy_before:.2f} bits", "Entropy after": f"{f.entropy_after:.2f} bits",
+            "Mass kept": probability(min(f.mass_kept, 1.0)), "Tokens left": f"{f.kept:,}"}

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from dashboard.tokens import encode
-from conftest import SEED_IDS, SEED_PROMPT, SEED_TOKENS, ForwardCounter, open_page, texts
+from conftest import SEED_IDS, SEED_PROMPT, SEED_TOKENS, ForwardCounter, control, figures, move, open_page, texts
 
 pytestmark = pytest.mark.app
 
@@ -34,10 +34,10 @@ def test_tokenize_bundled_model_by_default(smollm):
 
 def test_next_token_shows_real_distribution_and_append_changes_text(smollm):
     at = open_page("pages/next-token.py")
-    assert len(at.get("vega_lite_chart")) == 2  # the distribution and the draw
+    assert len(at.get("vega_lite_chart")) == 1  # the instrument: distribution, figures and draw in one chart
     path = at.session_state["nt_path"]
     top = int(path.logits.argmax())
-    metrics = {m.label: m.value for m in at.metric}
+    metrics = figures(at)
     assert metrics["Tokens left"] == "49,152" and metrics["Mass kept"] == "100.00%"
     at.button(key="nt_append").click().run()
     assert not at.exception
@@ -62,13 +62,13 @@ def test_next_token_shows_real_distribution_and_append_changes_text(smollm):
 def test_moving_a_slider_changes_after_figures_without_a_forward(app_model, slider, value, changed, prompt):
     at = open_page("pages/next-token.py", prompt=prompt)
     assert at.session_state["nt_path"].model is app_model
-    before = {m.label: m.value for m in at.metric}
+    before = figures(at)
     counter = ForwardCounter(app_model)
     try:
-        at.slider(key=slider).set_value(value).run()
+        move(at, slider, value)
     finally:
         counter.close()
-    after = {m.label: m.value for m in at.metric}
+    after = figures(at)
     assert not at.exception
     assert counter.n == 0  # only the cheap processing reruns
     counter = ForwardCounter(app_model)
@@ -328,50 +328,63 @@ def test_next_token_keeps_the_last_1024_tokens_of_a_longer_prompt(smollm):
     assert at.text_area(key="prompt").value == prompt  # what the user typed is kept whole
 
 
+def instrument_bars(at):
+    """(spec of the instrument's bars layer, the rows it starts from) of Next token's instrument."""
+    import json
+
+    import pyarrow as pa
+
+    chart = next(c for c in at.get("vega_lite_chart") if c.key.startswith("nt_inst_"))
+    spec = json.loads(chart.proto.spec)
+    bars = next(layer for layer in spec["layer"] if any(p.get("name") == "pick" for p in layer.get("params", [])))
+    return bars, pa.ipc.open_stream(chart.proto.data.data).read_pandas()  # (Streamlit ships the rows as Arrow)
+
+
 def test_next_token_view_and_log_scale_change_the_chart(smollm):
     import math
 
     at = open_page("pages/next-token.py")
     path = at.session_state["nt_path"]
-    probs = path.logits.softmax(-1)
+    probs = path.logits.double().softmax(-1)  # float32's is off by ~1e-5 here
     top = int(probs.argmax())
 
-    spec, data = vega_chart(at, "pick")
-    assert spec["encoding"]["x"]["title"] == "probability" and spec["encoding"]["x"]["scale"] == {"zero": True}
-    before = data[(data["series"] == "before") & (data["id"] == top)]["value"]
-    assert before.iloc[0] == pytest.approx(float(probs[top]), rel=1e-5)
+    bars, rows = instrument_bars(at)
+    assert bars["encoding"]["x"]["title"] == "probability" and bars["encoding"]["x"]["scale"] == {"zero": True}
+    first = rows[rows["id"] == top].iloc[0]  # what the browser draws "before" from: the raw probability
+    assert first["p0"] == pytest.approx(float(probs[top]), rel=1e-5) and first["i"] == 0
+    assert {"calculate": "datum.p0", "as": "vb"} in bars["transform"]
     assert not at.toggle(key="nt_log").disabled
 
     at.toggle(key="nt_log").set_value(True).run()
-    spec, data = vega_chart(at, "pick")
-    assert spec["encoding"]["x"]["scale"] == {"type": "log"} and (data["value"] > 0).all()
+    bars, _ = instrument_bars(at)
+    assert bars["encoding"]["x"]["scale"] == {"type": "log"}
+    assert any("datum.value > 0" in t.get("filter", "") for t in bars["transform"])  # no zero on a log scale
 
     at.segmented_control(key="nt_view").set_value("log-probability").run()
-    spec, data = vega_chart(at, "pick")
-    assert spec["encoding"]["x"]["title"] == "log-probability (natural log)"
-    assert spec["encoding"]["x"]["scale"] == {"zero": False}  # no log scale for a log-probability
+    bars, _ = instrument_bars(at)
+    assert bars["encoding"]["x"]["title"] == "log-probability (natural log)"
+    assert bars["encoding"]["x"]["scale"] == {"zero": False}  # no log scale for a log-probability
     assert at.toggle(key="nt_log").disabled
-    before = data[(data["series"] == "before") & (data["id"] == top)]["value"]
-    assert before.iloc[0] == pytest.approx(math.log(float(probs[top])), abs=1e-4) and (data["value"] <= 0).all()
+    assert {"calculate": "log(datum.p0)", "as": "vb"} in bars["transform"]
+    assert math.log(first["p0"]) == pytest.approx(math.log(float(probs[top])), abs=1e-4)
 
     at.segmented_control(key="nt_view").set_value("logit").run()
-    spec, data = vega_chart(at, "pick")
-    assert spec["encoding"]["x"]["title"] == "logit"
-    before = data[(data["series"] == "before") & (data["id"] == top)]["value"]
-    assert before.iloc[0] == pytest.approx(float(path.logits[top]), abs=1e-4)
+    bars, rows = instrument_bars(at)
+    assert bars["encoding"]["x"]["title"] == "logit" and {"calculate": "datum.l", "as": "vb"} in bars["transform"]
+    assert rows[rows["id"] == top].iloc[0]["l"] == pytest.approx(float(path.logits[top]), abs=1e-4)
 
 
 def test_dismiss_removes_the_notices_of_a_bad_link(smollm):
     at = open_page("pages/next-token.py", temperature="nan")
     notice = "`temperature` = NaN is not a number; using 1.0."
     assert notice in [w.value for w in at.warning]
-    assert at.slider(key="temperature").value == 1.0
+    assert control(at, "temperature") == 1.0
     at.button(key="ts_dismiss_notices").click().run()
     assert not at.exception
     assert notice not in [w.value for w in at.warning]
     assert not at.session_state["_ts_notices"]
     assert [b for b in at.button if b.key == "ts_dismiss_notices"] == []
-    at.slider(key="top_k").set_value(5).run()  # the next run does not bring them back
+    move(at, "top_k", 5)  # the next run does not bring them back
     assert notice not in [w.value for w in at.warning]
 
 
@@ -451,7 +464,7 @@ def test_a_read_only_weight_cache_still_loads_without_a_notice(own_cache):
     loaded = models.LOADED.peek("smollm2-135m")
     assert loaded.how == "weight cache" and loaded.notices == []
     assert [t.value for t in at.toast] == []
-    assert len(at.session_state["nt_path"].ids) == 11 and {m.label for m in at.metric} >= {"Entropy before"}
+    assert len(at.session_state["nt_path"].ids) == 11 and figures(at)["Entropy before"].endswith(" bits")
     assert sorted(p.name for p in folder.iterdir()) == listing and not (folder / ".verified").is_file()
 
 

@@ -8,7 +8,7 @@ from dashboard.draw import draw_frame, one_draw, table_text, top_table
 from dashboard.numbers import probability
 from dashboard.sampling import Settings, distribution, draw_order, draw_u, inverse_cdf, sample_token
 
-from conftest import SEED_PROMPT, open_page, texts
+from conftest import SEED_PROMPT, move, open_page, texts
 
 
 def test_inverse_cdf_on_a_hand_made_distribution():
@@ -73,7 +73,7 @@ def test_the_page_shows_the_top_tokens_as_text(smollm):
     assert table["before"].iloc[0] == f"{float(top.values[0]):.2%}"  # the numbers are text on the page
     at.slider(key="nt_show").set_value(7).run()
     assert len(at.table[0].value) == 7  # its length follows "Tokens shown"
-    at.slider(key="top_k").set_value(3).run()
+    move(at, "top_k", 3)
     assert at.table[0].value["after"].tolist()[3:] == ["removed"] * 4
 
 
@@ -85,7 +85,7 @@ def test_sample_appends_the_token_the_draw_shows_and_a_slider_moves_the_pick(smo
     cold = one_draw(distribution(path.logits, Settings(strategy="sample", temperature=0.05, seed=seed),
                                  torch.tensor(path.ids)), seed, 0)
     assert cold.rank_after == 1 and "the most likely token" in texts(at)
-    at.slider(key="temperature").set_value(2.0).run()
+    move(at, "temperature", 2.0)
     hot = one_draw(distribution(path.logits, Settings(strategy="sample", temperature=2.0, seed=seed),
                                 torch.tensor(path.ids)), seed, 0)
     assert hot.token_id != cold.token_id and f"u = {hot.u:.4f}" in texts(at)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import open_page
+from conftest import control, open_page
 
 pytestmark = pytest.mark.app
 
@@ -59,11 +59,11 @@ def test_next_token_numbers(smollm):
                                            "min_p": "-0", "top_p": "0x10", "path": "1,2,<b>", "nt_show": "²"})
     noticed(at, "`temperature` appeared 2 times", "`top_k` = `'１２'` is not a number", "`seed` = `'99999",
             "`top_p` = `'0x10'` is not a number", "invalid entry `'<b>'` (step 3)", "`nt_show` = `'²'` is not a number")
-    assert at.slider(key="temperature").value == 0.2 and url(at, "temperature") == "0.2"
-    assert at.slider(key="top_k").value == 0 and url(at, "top_k") in (None, "0")
+    assert control(at, "temperature") == 0.2 and url(at, "temperature") == "0.2"
+    assert control(at, "top_k") == 0 and url(at, "top_k") in (None, "0")
     assert at.number_input(key="seed").value == 2**31 - 1 and url(at, "seed") == str(2**31 - 1)
-    assert at.slider(key="min_p").value == 0.0 and url(at, "min_p") in (None, "0.0")
-    assert at.slider(key="top_p").value == 1.0 and url(at, "top_p") in (None, "1.0")
+    assert control(at, "min_p") == 0.0 and url(at, "min_p") in (None, "0.0", "0")
+    assert control(at, "top_p") == 1.0 and url(at, "top_p") in (None, "1.0", "1")
     assert [s.token_id for s in at.session_state["nt_path"].steps] == [1, 2] and url(at, "path") == "1p,2p"
     assert at.slider(key="nt_show").value == 15 and url(at, "nt_show") in (None, "15")
 

@@ -3,7 +3,7 @@ hostile parameters give notices, never exceptions."""
 
 import pytest
 
-from conftest import ForwardCounter, open_page, texts
+from conftest import ForwardCounter, control, figures, move, open_page, texts
 
 pytestmark = pytest.mark.app
 
@@ -29,9 +29,9 @@ def metrics(at) -> dict:
 
 def test_next_token_view_round_trips_through_its_link(smollm):
     at = open_page("pages/next-token.py", prompt="The capital of France is")
-    at.slider(key="temperature").set_value(0.7).run()
-    at.slider(key="top_k").set_value(12).run()
-    at.slider(key="top_p").set_value(0.9).run()
+    move(at, "temperature", 0.7)
+    move(at, "top_k", 12)
+    move(at, "top_p", 0.9)
     at.number_input(key="seed").set_value(3).run()
     at.button(key="nt_append").click().run()
     at.button(key="nt_sample").click().run()
@@ -41,9 +41,10 @@ def test_next_token_view_round_trips_through_its_link(smollm):
     fresh = reopen("pages/next-token.py", at)
     assert fresh.session_state["nt_path"].ids == at.session_state["nt_path"].ids
     for key in ("temperature", "top_k", "top_p"):
-        assert fresh.slider(key=key).value == at.slider(key=key).value
+        assert control(fresh, key) == control(at, key)
     assert fresh.number_input(key="seed").value == 3
-    assert metrics(fresh) == metrics(at)
+    assert figures(fresh) == figures(at)
+    assert fresh.table[0].value.equals(at.table[0].value)
 
 
 def test_generate_view_round_trips_and_sampling_reproduces(smollm):

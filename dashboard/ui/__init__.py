@@ -340,14 +340,16 @@ def download_buttons(frame, stem: str, key: str, records: list[dict] | None = No
 
 
 def chart_downloads(chart, stem: str, key: str) -> None:
-    """SVG and PNG download buttons for an Altair chart, rendered only when pressed."""
+    """SVG and PNG download buttons for an Altair chart, or a callable building it: rendered (and built) only when
+    a button is pressed."""
     from dashboard.exports import chart_png, chart_svg
 
+    build = chart if callable(chart) else (lambda: chart)
     row = st.container(horizontal=True)  # buttons as wide as their labels, wrapping on a narrow screen
-    row.download_button("Chart as SVG", lambda: chart_svg(chart), file_name=f"{stem}.svg", mime="image/svg+xml",
-                         key=f"{key}_svg", on_click="ignore")
-    row.download_button("Chart as PNG", lambda: chart_png(chart), file_name=f"{stem}.png", mime="image/png",
-                          key=f"{key}_png", on_click="ignore")
+    row.download_button("Chart as SVG", lambda: chart_svg(build()), file_name=f"{stem}.svg", mime="image/svg+xml",
+                        key=f"{key}_svg", on_click="ignore")
+    row.download_button("Chart as PNG", lambda: chart_png(build()), file_name=f"{stem}.png", mime="image/png",
+                        key=f"{key}_png", on_click="ignore")
 
 
 # The URL and the session's text: links in and out, the share dialog, page links (Streamlit glue too, in its own

@@ -1,0 +1,67 @@
+"""How the server process runs torch and Python's collector while sessions share a few cores: returns nothing,
+sets process-wide state once.
+
+Threads. Every session's request runs its own forward on the script thread Streamlit gives it; torch's default is
+one OpenMP thread per core for each of them. On a busy 2-core machine two threads per forward fight the other
+sessions (and each other: OpenMP spin-waits at every barrier): a 12-token forward took 870–1,760 ms with 2 threads
+against 90 ms with 1, `inverse_cdf` 72–120 ms against 6–7 ms (bench: `threads_forward_ratio`). So a forward gets
+one intra-op thread, and concurrency comes from sessions running side by side on the cores. An operator with a big
+idle machine and one user can raise it ($TOKENSCOPE_TORCH_THREADS).
+
+The collector. Streamlit runs `gc.collect(2)` after every script run (`runner.postScriptGC`): with torch,
+transformers, altair and a model loaded that walks ~450k long-lived objects, ~200 ms holding the GIL, so the run's
+last messages wait for it. `gc.freeze()` after a load moves everything alive then into the permanent generation,
+which collections skip; what a run creates afterwards is still collected. An eviction unfreezes first, so the
+evicted model's cycles are freed (loaded.LoadedModels)."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import threading
+
+logger = logging.getLogger("dashboard.runtime")
+
+THREADS_ENV = "TOKENSCOPE_TORCH_THREADS"
+DEFAULT_THREADS = 1
+_lock = threading.Lock()
+_configured = False
+
+
+def torch_threads() -> int:
+    """The intra-op thread count for a forward ($TOKENSCOPE_TORCH_THREADS, default 1; bad values give 1)."""
+    try:
+        return max(1, int(os.environ.get(THREADS_ENV, DEFAULT_THREADS)))
+    except ValueError:
+        return DEFAULT_THREADS
+
+
+def configure_torch() -> None:
+    """Set torch's thread counts once per process (before its first parallel work where possible)."""
+    global _configured
+    with _lock:
+        if _configured:
+            return
+        import torch
+
+        n = torch_threads()
+        torch.set_num_threads(n)
+        try:
+            torch.set_num_interop_threads(n)  # only allowed before any inter-op work started
+        except RuntimeError:
+            pass
+        _configured = True
+        logger.info("torch uses %d intra-op thread(s) per forward (%s)", n, THREADS_ENV)
+
+
+def freeze_heap() -> None:
+    """Move every object alive now out of the collector's way (after a model load): the per-run gc.collect(2)
+    then walks only what runs created since."""
+    gc.collect()
+    gc.freeze()
+
+
+def unfreeze_heap() -> None:
+    """Give frozen objects back to the collector (before freeing an evicted model, so its cycles are found)."""
+    gc.unfreeze()
