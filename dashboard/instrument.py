@@ -52,6 +52,7 @@ class Payload:
 
     rows: pd.DataFrame
     vocab: int  # tokens with a finite logit (an engine: its top N)
+    tail_top: float  # the raw logit of the first tail token (a penalised token below it may lie inside a bin)
     lse: float  # log-sum-exp of the raw logits
     entropy_before: float  # bits
 
@@ -84,12 +85,12 @@ def payload(logits, prev_ids, labels, top: int = TOP_ROWS) -> Payload:
     tokens = pd.DataFrame({
         "kind": 0, "i": rank[single], "id": single, "label": names, "l": raw[single],
         "pen": penalised[single].astype(int), "p0": np.exp(raw[single] - lse), "c": 1,
-        "tp": (rank[single] >= top).astype(int),  # a penalised token from the tail: it may land inside a bin
     })
     tail = order[top:][~penalised[order[top:]]]
     bins = _bins(raw[tail], lse, start=len(order))
     rows = pd.concat([tokens, bins], ignore_index=True) if len(bins) else tokens
-    return Payload(rows, int(order.size), lse, entropy)
+    tail_top = float(bins["l"].iloc[0]) if len(bins) else float("-inf")
+    return Payload(rows, int(order.size), tail_top, lse, entropy)
 
 
 def _bins(values: np.ndarray, lse: float, start: int) -> pd.DataFrame:
@@ -104,7 +105,7 @@ def _bins(values: np.ndarray, lse: float, start: int) -> pd.DataFrame:
         t = hi - offsets * UNIT  # the logits as the browser unpacks them
         mu = float(t.mean())
         d = t - mu
-        row = {"kind": 1, "i": start + len(out), "id": -1, "label": "", "l": float(hi), "pen": 0, "tp": 0,
+        row = {"kind": 1, "i": start + len(out), "id": -1, "label": "", "l": float(hi), "pen": 0,
                "p0": float(np.exp(t - lse).sum()), "c": int(t.size), "lo": float(t[-1]), "mu": mu,
                "offs": ",".join(map(str, offsets.tolist()))}
         for k in range(1, MOMENTS + 1):
@@ -190,9 +191,10 @@ def twin(p: Payload, settings: Settings, u: float = 0.5) -> Figures:
         st &= np.exp(low) >= MP
     if greedy:
         st, cut = rn == 1, np.zeros(len(r), dtype=bool)
-    # a cut inside a bin: its tokens, and the penalised tail tokens (which may lie among them), are decided one by
+    # a cut inside a bin: its tokens, and the penalised tokens the penalty moved into the tail (which may lie among
+    # them), are decided one by
     # one in their exact order, each against the whole rows above it (cwn) plus those of them above it
-    unpack = cut | ((r["tp"].to_numpy() == 1) & cut.any())
+    unpack = cut | ((pen == 1) & (s <= p.tail_top / (T or 1)) & cut.any())
     kept = st & ~unpack
     cwn = np.empty(len(r))
     cwn[order] = np.cumsum(np.where(unpack, 0.0, w)[order])
@@ -265,6 +267,7 @@ def spec(p: Payload, anchor: Settings, u: float, view: str = "probability", log_
     S0 = " + ".join(f"datum.m{j} / {float(math.factorial(j))!r} / pow(T, {j})" for j in range(1, MOMENTS + 1))
     S1 = " + ".join(f"datum.m{j} / {float(math.factorial(j - 1))!r} / pow(T, {j})" for j in range(1, MOMENTS + 1))
     xm = "(datum.mu / T - datum.m)"
+    tail_top = p.tail_top if math.isfinite(p.tail_top) else -1e300
     cut = CUT_DATA
     params = [  # the controls' values (a bound selection holds [value] once moved), then what the unpacked bins add
         *({"name": short, "expr": f"isValid({name}.v) ? toNumber({name}.v) : {getattr(anchor, name)!r}"}
@@ -295,11 +298,12 @@ def spec(p: Payload, anchor: Settings, u: float, view: str = "probability", log_
                       "(MP > 0 && exp(datum.lo / T - datum.m) < MP && MP <= exp(datum.s - datum.m))) ? 2 : "
                       "P < 1 && datum.rn > 1 && datum.cw - datum.w >= P * datum.zk ? 0 : "
                       "MP > 0 && exp((datum.kind == 1 ? datum.lo / T : datum.s) - datum.m) < MP ? 0 : 1", "as": "st"},
-        # a cut inside a bin (stmax 2): its tokens, and the penalised tail tokens (which may lie among them), are
+        # a cut inside a bin (stmax 2): its tokens, and the penalised tokens moved into the tail (which may lie among them), are
         # decided one by one in their exact order by the "unpacked" layer, each against the whole rows above it
         # (cwn) plus those of them above it
         {"joinaggregate": [{"op": "max", "field": "st", "as": "stmax"}]},
-        {"calculate": "datum.st == 2 || (datum.tp && datum.stmax == 2)", "as": "unpack"},
+        {"calculate": f"datum.st == 2 || (datum.pen && datum.stmax == 2 && datum.s <= {tail_top!r} / T)",
+         "as": "unpack"},
         {"calculate": "datum.unpack ? 0 : datum.w", "as": "wn"},
         {"window": [{"op": "sum", "field": "wn", "as": "cwn"}],
          "sort": [{"field": "s", "order": "descending"}, {"field": "i", "order": "ascending"}]},

@@ -50,7 +50,8 @@ def model_logits(smollm, prompt):
 def test_the_twin_matches_distribution_on_the_real_model_over_the_grid(smollm):
     logits, ids = model_logits(smollm, "Udacity is the best place to learn about generative AI, and the best place")
     data = payload(logits, ids, labels)
-    assert (data.rows["kind"] == 1).sum() > 50 and data.rows["tp"].sum() > 0  # tail bins, penalised tail tokens
+    rows = data.rows
+    assert (rows["kind"] == 1).sum() > 50 and ((rows["pen"] == 1) & (rows["i"] >= instrument.TOP_ROWS)).any()
     deep = 0
     for g in GRID:
         s = Settings(strategy="sample", **g)
