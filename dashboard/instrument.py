@@ -78,15 +78,17 @@ def payload(logits, prev_ids, labels, top: int = TOP_ROWS) -> Payload:
         penalised[seen[(seen >= 0) & (seen < raw.shape[0])]] = True
     rank = np.empty(raw.shape[0], dtype=np.int64)
     rank[order] = np.arange(order.size)
-    row_ids = order[:top]
-    extra = order[top:][penalised[order[top:]]]  # penalised tail tokens move with the penalty: sent one by one
-    single = np.concatenate([row_ids, extra])
+    # the `top` most likely tokens the penalty leaves alone, and every penalised one (the penalty moves them): the
+    # top-k of any setting (k ≤ 200) is among them
+    free = order[~penalised[order]]
+    single = np.sort(np.concatenate([free[:top], order[penalised[order]]]).astype(np.int64))
+    single = single[np.argsort(rank[single], kind="stable")]
     names = labels([int(i) for i in single])
     tokens = pd.DataFrame({
         "kind": 0, "i": rank[single], "id": single, "label": names, "l": raw[single],
         "pen": penalised[single].astype(int), "p0": np.exp(raw[single] - lse), "c": 1,
     })
-    tail = order[top:][~penalised[order[top:]]]
+    tail = free[top:]
     bins = _bins(raw[tail], lse, start=len(order))
     rows = pd.concat([tokens, bins], ignore_index=True) if len(bins) else tokens
     tail_top = float(bins["l"].iloc[0]) if len(bins) else float("-inf")

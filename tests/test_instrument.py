@@ -18,7 +18,7 @@ from dashboard.sampling import Settings, distribution, entropy_bits
 from dashboard.ui.instrument import picked_id, values_from_selection
 
 GRID = [dict(temperature=t, top_k=k, top_p=p, min_p=mp, repetition_penalty=r)
-        for t, k, p, mp, r in itertools.product((0.0, 0.05, 0.5, 1.0, 1.5, 2.0), (0, 5, 40), (1.0, 0.9, 0.5, 0.99),
+        for t, k, p, mp, r in itertools.product((0.0, 0.05, 0.5, 1.0, 1.5, 2.0), (0, 5, 200), (1.0, 0.9, 0.5, 0.99),
                                                  (0.0, 0.01, 0.3), (1.0, 1.3, 2.0))]
 
 
@@ -79,8 +79,8 @@ def test_the_twin_on_an_engines_top_n_and_a_tiny_vocabulary():
     for g in GRID[::7]:
         check(data, logits, [3, 4], Settings(strategy="sample", **g))
     small = torch.randn(5000) * 4
-    data = payload(small, [1, 2, 4999], labels, top=50)
-    for g in GRID[::5]:
+    data = payload(small, [1, 2, 4999], labels, top=50)  # (top-k up to 50 then)
+    for g in [g for g in GRID[::5] if g["top_k"] <= 50]:
         check(data, small, [1, 2, 4999], Settings(strategy="sample", **g))
 
 
@@ -98,7 +98,7 @@ def test_payload_rows_bins_and_offsets_are_compact_and_unpack_to_the_logits():
     data = payload(logits, [5, 7, 40_000], labels)
     rows = data.rows
     tokens, bins = rows[rows["kind"] == 0], rows[rows["kind"] == 1]
-    assert len(tokens) == instrument.TOP_ROWS + 3 - int((torch.argsort(-logits)[:instrument.TOP_ROWS] < 0).sum())
+    assert len(tokens) == instrument.TOP_ROWS + 3 and tokens["i"].is_monotonic_increasing
     assert bins["c"].sum() + len(tokens) == 49_152 and bins["c"].max() <= instrument.BIN_COUNT
     assert ((bins["l"] - bins["lo"]) <= instrument.BIN_WIDTH + 1e-9).all()
     raw = np.sort(logits.numpy().astype(np.float64))[::-1]

@@ -1,0 +1,104 @@
+"""Next token's instrument in Chromium: the numbers the browser computes from the spec (read from the chart's SVG,
+where each bar and the figures carry their exact values as their description) equal the server's distribution()
+over a grid of settings: probabilities within 1e-6, tokens left exact, entropy within 0.005 bits. And a key press
+redraws the chart without a script run; the rest of the page and the link follow after the move settles."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+import pytest
+import torch
+
+from .conftest import open_app, wait_for_app
+
+pytestmark = pytest.mark.e2e
+PROMPT = "Udacity is the best place to learn about generative AI and the best place to learn about"
+INPUT = '.vega-bindings input[name="{}_v"]'
+NEUTRAL = {"temperature": 1.0, "top_k": 0, "top_p": 1.0, "min_p": 0.0, "repetition_penalty": 1.0}
+GRID = [  # temperature > 1, top-p cuts deep in the tail, min-p with top-p and top-k, penalty on a path, greedy
+    {}, dict(temperature=1.5, top_p=0.95), dict(temperature=2.0, top_p=0.99), dict(temperature=0.5, top_k=5, top_p=0.6,
+    min_p=0.1), dict(temperature=1.2, top_k=40, top_p=0.9, min_p=0.05), dict(temperature=1.9, top_p=0.99, min_p=0.01),
+    dict(temperature=1.6, top_p=0.5, repetition_penalty=1.3), dict(temperature=2.0, top_p=0.97, repetition_penalty=2.0),
+    dict(temperature=1.8, top_p=0.9, repetition_penalty=1.6, min_p=0.01), dict(temperature=0.0),
+    dict(temperature=0.05, top_p=0.5), dict(temperature=1.4, repetition_penalty=1.3, min_p=0.02, top_k=200),
+]
+
+READ_JS = """() => {
+  const all = (prefix) => [...document.querySelectorAll(`[aria-label^="${prefix}"]`)].map(e => e.getAttribute('aria-label'));
+  return {figures: all('ts-figures ')[0] || null, bars: all('ts '), draw: all('ts-draw ')[0] || null};
+}"""
+SET_JS = """([selector, value]) => {
+  const input = document.querySelector(selector);
+  input.value = value;
+  input.dispatchEvent(new Event('input', {bubbles: true}));
+  return Number(input.value);
+}"""
+
+
+def read(page) -> dict:
+    """What the chart shows now: (tokens left, entropy after, mass kept) and {id: probability after}."""
+    r = page.evaluate(READ_JS)
+    n, entropy, mass = r["figures"].split()[1:]
+    after = {}
+    for label in r["bars"]:
+        _, token_id, series, p = label.split(" ", 3)
+        if series == "after":
+            after[int(token_id)] = float(p)
+    return {"kept": int(n), "entropy": float(entropy), "mass": float(mass), "after": after, "draw": r["draw"]}
+
+
+def model_path(smollm):
+    from dashboard.generation import TokenPath
+    from dashboard.tokens import encode
+
+    return TokenPath(smollm.model, encode(smollm.tokenizer, PROMPT))
+
+
+def test_the_browser_computes_what_the_server_computes_over_a_grid(page, base_url, smollm):
+    from dashboard.sampling import Settings, distribution, entropy_bits
+
+    path = model_path(smollm)
+    open_app(page, f"{base_url}/next-token?prompt={quote(PROMPT)}")
+    page.locator(INPUT.format("temperature")).wait_for()
+    for case in GRID:
+        values = {**NEUTRAL, **case}
+        for name, value in values.items():
+            assert page.evaluate(SET_JS, [INPUT.format(name), value]) == pytest.approx(value)
+        shown = read(page)
+        d = distribution(path.logits, Settings(strategy="sample", **values), prev_ids=torch.tensor(path.ids))
+        assert shown["kept"] == d.kept, case
+        assert shown["entropy"] == pytest.approx(entropy_bits(d.after), abs=0.005), case
+        assert shown["mass"] == pytest.approx(d.mass_kept, abs=1e-6), case
+        assert len(shown["after"]) >= 1
+        for token_id, p in shown["after"].items():
+            assert p == pytest.approx(float(d.after[token_id]), abs=1e-6), (case, token_id)
+
+
+def test_a_key_press_redraws_at_once_and_the_page_follows_when_the_move_settles(page, base_url):
+    open_app(page, f"{base_url}/next-token")
+    before = read(page)
+    table = page.get_by_test_id("stTable").first.inner_text()
+    page.locator(INPUT.format("top_k")).focus()
+    page.evaluate("() => { window.__runs = 0; new MutationObserver(() => { window.__runs += 1; })"
+                  ".observe(document.querySelector('[data-testid=\"stApp\"]'), "
+                  "{attributes: true, attributeFilter: ['data-test-script-state']}); }")
+    page.keyboard.press("ArrowRight")  # top-k 0 → 1
+    page.wait_for_function("(n) => document.querySelector('[aria-label^=\"ts-figures \"]').getAttribute('aria-label')"
+                           ".split(' ')[1] === '1'", arg=None, polling="raf", timeout=5000)
+    assert page.evaluate("() => window.__runs") == 0  # redrawn in the browser: no script run started yet
+    assert read(page)["kept"] == 1 and before["kept"] == 49_152
+    wait_for_app(page)  # the move settles: the values go back to Python
+    assert "top_k=1" in page.url
+    assert page.get_by_test_id("stTable").first.inner_text() != table  # the table follows
+    assert read(page)["kept"] == 1  # and the chart kept its inputs (the spec did not change)
+    assert page.locator(INPUT.format("top_k")).input_value() == "1"
+
+
+def test_clicking_a_bar_appends_that_token(page, base_url):
+    open_app(page, f"{base_url}/next-token")
+    bar = page.locator('[aria-label^="ts "][aria-label*=" after "]').nth(1)  # the second most likely token
+    token_id = int(bar.get_attribute("aria-label").split()[1])
+    bar.click()
+    wait_for_app(page)
+    assert page.url.split("path=")[1].startswith(f"{token_id}")
