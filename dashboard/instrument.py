@@ -37,8 +37,8 @@ PICK_COLOUR, U_COLOUR, OTHER_COLOUR = "#f59e0b", "#b91c1c", "#e5e7eb"
 STRETCH_COLOURS = ("#c7d2fe", "#a5b4fc")
 DRAWN = 12  # stretches named in the draw
 ROW_H = 26  # px per token: its before and after bars
-FIGURES_H = 58  # px of the figures above the bars
-BARS_TOP = FIGURES_H + 52  # the legend, then the bars' x axis, between the figures and the bars
+FIGURES_H = 64  # px of the figures above the bars (three lines on a phone)
+BARS_TOP = FIGURES_H + 62  # the legend, then the bars' x axis, between the figures and the bars
 DRAW_GAP = 64  # px from the bars to the draw's bar (its caption and u's label)
 DRAW_BAR_H = 34
 CUT_DATA = "data_1"  # Vega-Lite's name for the "unpacked" layer's output (the first layer's data after the shared
@@ -394,12 +394,15 @@ def spec(p: Payload, anchor: Settings, u: float, view: str = "probability", log_
             {"calculate": "datum.n0 + cut_n", "as": "N"},
             {"calculate": f"G ? 0 : (log({za}) - (datum.sx0 + cut_sx) / {za}) / LN2", "as": "Ha"},
             {"calculate": "datum.mass0 + cut_mass", "as": "Mk"},
-            {"calculate": f"['Entropy {p.entropy_before:.2f} bits before → ' + format(datum.Ha, '.2f') + ' bits after', "
-                          "'Mass kept ' + " + _fmt("datum.Mk") + " + '  ·  Tokens left ' + format(datum.N, ',') + "
-                          f"' of {p.vocab:,}']", "as": "lines"},
+            {"calculate": f"'Entropy {p.entropy_before:.2f} bits before → ' + format(datum.Ha, '.2f') + ' bits after'",
+             "as": "entropy"},
+            {"calculate": "'Mass kept ' + " + _fmt("datum.Mk"), "as": "mass"},
+            {"calculate": f"'Tokens left ' + format(datum.N, ',') + ' of {p.vocab:,}'", "as": "left"},
+            {"calculate": "width < 420 ? [datum.entropy, datum.mass, datum.left] : "  # three short lines on a phone
+                          "[datum.entropy, datum.mass + '  ·  ' + datum.left]", "as": "lines"},
             {"calculate": "'ts-figures ' + datum.N + ' ' + datum.Ha + ' ' + datum.Mk", "as": "exact"},
         ],
-        "mark": {"type": "text", "align": "left", "baseline": "top", "fontSize": 15, "lineHeight": 21,
+        "mark": {"type": "text", "align": "left", "baseline": "top", "fontSize": 14, "lineHeight": 19,
                  "color": style.TEXT},
         "encoding": {"x": {"value": 0}, "y": {"value": 0}, "text": {"field": "lines"},
                      "description": {"field": "exact", "type": "nominal"}},

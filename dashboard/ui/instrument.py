@@ -14,16 +14,20 @@ from dashboard.settings import CONTROLS, Settings, coerce
 
 STATE = "nt_inst"  # {"for": what the spec depends on, "gen": its widget generation, "anchor", "current"}
 CSS = """
-[class*="st-key-nt_inst_"] .vega-embed { display: flex; flex-direction: column-reverse; }
+[class*="st-key-nt_inst_"] .vega-embed { display: flex; flex-direction: column-reverse; width: 100%; }
 [class*="st-key-nt_inst_"] .vega-bindings {
-  display: grid; grid-template-columns: repeat(auto-fill, minmax(250px, 1fr)); gap: 0 28px; margin: 0 0 8px;
+  display: grid !important; grid-template-columns: repeat(auto-fill, minmax(260px, 1fr)); gap: 2px 28px;
+  margin: 0 0 10px;
   width: 100%; box-sizing: border-box;
 }
-[class*="st-key-nt_inst_"] .vega-bind label { display: flex; align-items: center; gap: 8px; margin: 0; }
-[class*="st-key-nt_inst_"] .vega-bind-name { flex: 0 0 8.6em; font-size: 0.92rem; }
-[class*="st-key-nt_inst_"] .vega-bind input[type="range"] { flex: 1 1 auto; min-width: 0; accent-color: #4f46e5; }
-[class*="st-key-nt_inst_"] .vega-bind input[type="range"] + span { flex: 0 0 2.6em; text-align: right;
-  font-variant-numeric: tabular-nums; }
+[class*="st-key-nt_inst_"] .vega-bind label {
+  display: grid !important; grid-template-columns: 8.6em minmax(0, 1fr) 2.8em; align-items: center; gap: 8px;
+  margin: 0; width: 100%;
+}
+[class*="st-key-nt_inst_"] .vega-bind-name { font-size: 0.92rem; white-space: nowrap; }
+[class*="st-key-nt_inst_"] .vega-bind input[type="range"] { width: 100% !important; min-width: 0; margin: 0;
+  accent-color: #4f46e5; }
+[class*="st-key-nt_inst_"] .vega-bind input[type="range"] + span { text-align: right; font-variant-numeric: tabular-nums; }
 """
 
 
