@@ -41,6 +41,7 @@ REPEATS = int(os.environ.get("BENCH_REPEATS", "5"))
 RAW = "raw transformers"
 PAGE = "none: the page itself"
 results: list[dict] = []
+RAW_STEP_MS: dict[str, float] = {}  # bench_step's raw decode step, the baseline of the browser's append_ms
 
 
 def record(name: str, value: float | None, goal: float | None, unit: str, higher_is_better: bool = False,
@@ -202,24 +203,136 @@ def bench_slider(app) -> None:
 
 
 def bench_browser() -> None:
-    """What a person feels: ArrowRight on a temperature slider in Chromium until the chart shows the change."""
+    """What a person feels (bench/instant.py): a slider move on Next token redrawn in the browser, against the
+    plainest one-slider Streamlit app in the same run; the server's CPU during a drag; the page following the
+    release; Append and a bar click against a raw decode step; and all of it with 7 other sessions busy."""
+    from bench.instant import measure, med, pct
+
+    names = ("slider_browser_ms", "slider_vs_one_slider_app", "slider_server_cpu_ms", "after_release_ms", "append_ms",
+             "pick_ms", "class8_slider_ms", "class8_append_ratio")
+    try:
+        r = measure(moves=16)
+    except Exception as exc:
+        for name in names:
+            record(name, None, None, "ms", note=f"skipped: {type(exc).__name__}: {str(exc)[:200]}")
+        return
+    slider, base = r["slider"], r["baseline"]["slider"]
+    record("slider_browser_ms", med(slider), 50, "ms",
+           note=f"key press → redrawn chart on /next-token, median of {len(slider)} moves, p95 {pct(slider, 0.95):.0f} ms "
+                f"(goal ≤ 100); {r['slider_load']}")
+    record("slider_vs_one_slider_app", med(slider) / med(base), 0.7, "ratio",
+           baseline=f"a one-slider Streamlit app (bench/one_slider_app.py): {med(base):.0f} ms, {r['baseline_load']}",
+           note=f"median {med(slider):.0f} ms / {med(base):.0f} ms")
+    record("slider_server_cpu_ms", r["cpu"], 10, "ms",
+           note=f"server CPU per move over a 16-move drag (40 ms apart) and the one rerun after it; {r['cpu_load']}")
+    record("after_release_ms", med(r["release"]), 200, "ms",
+           note=f"key release → table, draw sentence and link updated, median of {len(r['release'])} (Streamlit "
+                f"reports a selection 150 ms after its last change); {r['release_load']}")
+    raw_ms = RAW_STEP_MS.get("ms")
+    floor = med(r["baseline"]["floor"])
+    goal = None if raw_ms is None else 1.5 * raw_ms + floor
+    for name, key in (("append_ms", "append"), ("pick_ms", "pick")):
+        record(name, med(r[key]), goal, "ms", baseline=RAW + f": KV decode step {raw_ms or 0:.0f} ms; floor rerun "
+               f"(a button on the one-slider app) {floor:.0f} ms",
+               note=f"click → new distribution drawn and the run over, median of {len(r[key])}; goal 1.5 × raw step + "
+                    f"floor; {r['click_load']}")
+    cs = r["class_slider"]
+    record("class8_slider_ms", med(cs), 100, "ms",
+           note=f"as slider_browser_ms with 7 other sessions (websocket clients: 4 appending, 3 generating; "
+                f"{r['class_runs']} of their runs) on the same server, p95 {pct(cs, 0.95):.0f} ms; {r['class_load']}")
+    record("class8_append_ratio", med(r["class_append"]) / med(r["append"]), 3, "ratio", baseline="append_ms alone",
+           note=f"Append with the 7 others busy: {med(r['class_append']):.0f} ms vs {med(r['append']):.0f} ms; "
+                f"{r['class_load']}")
+
+
+def bench_compare_browser() -> None:
+    """Compare's shared temperature in Chromium (still a server round trip per move: not yet in the browser)."""
     from bench.page import browser_sliders
 
-    cases = (("slider_browser_ms", "next-token", "/next-token temperature"),
-             ("compare_slider_browser_ms", "compare", "/compare shared temperature (processed view on)"))
     try:
-        out = browser_sliders(moves=8)
+        out = browser_sliders(moves=8)["compare"]
     except Exception as exc:
-        for name, _, _ in cases:
-            record(name, None, 150, "ms", note=f"skipped: {type(exc).__name__}: {str(exc)[:200]}")
+        record("compare_slider_browser_ms", None, 50, "ms", note=f"skipped: {type(exc).__name__}: {str(exc)[:200]}")
         return
-    for name, key, what in cases:
-        r = out[key]
-        record(name, r["ms"], 150, "ms",
-               note=f"{what}, median of {r['moves']} keyboard moves {r['all']}: key→'running' {r['to_start']:.0f} ms, "
-                    f"'running'→'notRunning' {r['run']:.0f} ms (server CPU {r['server_cpu']:.0f} ms per move; last of "
-                    f"{r['messages']:.0f} server messages {r['last_message']:.0f} ms after the key), chart shown "
-                    f"{r['after_run']:.0f} ms after that")
+    record("compare_slider_browser_ms", out["ms"], 50, "ms",
+           note=f"/compare shared temperature (processed view on), median of {out['moves']} keyboard moves; a server "
+                f"rerun per move (server CPU {out['server_cpu']:.0f} ms per move); load {os.getloadavg()[0]:.1f}")
+
+
+# --------------------------------------------------------------------------- the server's own changes, one by one
+
+
+def bench_server_changes(app) -> None:
+    """What each server change does alone: one torch thread per forward on a busy machine, gc.freeze after the
+    load (the per-run full collection, and memory over 500 reruns), draw_order once per distribution."""
+    import gc
+
+    from dashboard import runtime
+    from dashboard.draw import draw_frame, one_draw, top_table
+    from dashboard.sampling import draw_order
+
+    ids = encode(app.tokenizer, PROMPT)
+    x = torch.tensor([ids])
+
+    @torch.inference_mode()
+    def forward():
+        app.model(input_ids=x)
+
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])  # another session using a core
+    try:
+        times = {}
+        for n in (1, 2, 1, 2):
+            torch.set_num_threads(n)
+            times.setdefault(n, []).append(median_time(forward, repeats=max(REPEATS, 7)))
+    finally:
+        busy.kill()
+        torch.set_num_threads(runtime.torch_threads())
+    one, two = statistics.median(times[1]), statistics.median(times[2])
+    record("threads_forward_ratio", two / one, None, "ratio", baseline="1 torch thread",
+           note=f"a {len(ids)}-token forward with 2 threads {two * 1000:.0f} ms vs 1 thread {one * 1000:.0f} ms while "
+                f"another process keeps a core busy; load {os.getloadavg()[0]:.1f}")
+
+    def collect_ms():
+        start = time.perf_counter()
+        gc.collect(2)
+        return (time.perf_counter() - start) * 1000
+
+    gc.unfreeze()
+    unfrozen = statistics.median(collect_ms() for _ in range(5))
+    runtime.freeze_heap()
+    frozen = statistics.median(collect_ms() for _ in range(5))
+    record("gc_collect_frozen_ms", frozen, 10, "ms", baseline=f"unfrozen heap: {unfrozen:.0f} ms",
+           note=f"Streamlit's gc.collect(2) after every run with the model loaded: {unfrozen:.0f} ms before "
+                f"gc.freeze(), {frozen:.1f} ms after; {len(gc.get_objects()):,} objects tracked; "
+                f"load {os.getloadavg()[0]:.1f}")
+
+    path = TokenPath(app.model, ids)
+    dist = distribution(path.logits, Settings(strategy="sample", temperature=1.3), prev_ids=torch.tensor(path.ids))
+    once = median_time(lambda: (lambda d: (one_draw(d, 0, 0), draw_frame(app.tokenizer, d, one_draw(d, 0, 0)),
+                                           top_table(app.tokenizer, d, 15)))(
+        distribution(path.logits, Settings(strategy="sample", temperature=1.3), prev_ids=torch.tensor(path.ids))))
+    sort = median_time(lambda: draw_order(dist.after))
+    record("draw_order_ms", sort * 1000, None, "ms",
+           note=f"one argsort + cumsum over the vocabulary, now once per distribution (was 4× per move): the "
+                f"draw, its frame and the table together {once * 1000:.0f} ms")
+
+
+def bench_rerun_memory(reruns: int = 500) -> None:
+    """Server memory over 500 reruns of Next token (AppTest in this process), heap frozen after the load."""
+    from bench.page import open_page
+    from bench.sessions import rss_mb
+
+    at = open_page("pages/next-token.py")
+    start = rss_mb(os.getpid())
+    t0 = time.perf_counter()
+    for i in range(reruns):
+        at.session_state["temperature"] = [0.7, 1.3, 0.9, 1.1][i % 4]
+        at.run()
+    spent = time.perf_counter() - t0
+    end = rss_mb(os.getpid())
+    record("rerun_memory_growth_mb", end - start, 50, "MB",
+           note=f"RSS {start:.0f} → {end:.0f} MB over {reruns} reruns of /next-token (AppTest, heap frozen after the "
+                f"load), {spent / reruns * 1000:.0f} ms a rerun; load {os.getloadavg()[0]:.1f}")
 
 
 # --------------------------------------------------------------------------- model work vs raw transformers
@@ -257,6 +370,7 @@ def bench_step(app, raw) -> None:
     app_s, raw_s = statistics.median(app_times), statistics.median(raw_times)
     path = TokenPath(app.model, ids)
     full_s = median_time(lambda: TokenPath(app.model, path.ids + [13] * 40))
+    RAW_STEP_MS["ms"] = raw_s * 1000
     record("step_vs_raw_decode", app_s / raw_s, 1.1, "ratio", baseline=RAW + ": KV-cached decode step",
            note=f"append {app_s * 1000:.1f} ms, raw step {raw_s * 1000:.1f} ms, "
                 f"full forward of 51 tokens {full_s * 1000:.1f} ms")
@@ -420,10 +534,14 @@ def main() -> int:
     bench_engine(app)
     bench_compare(app)
     bench_inside(app)
+    bench_server_changes(app)
+    if os.environ.get("BENCH_RERUNS", "1") != "0":
+        bench_rerun_memory()
     del raw
     bench_cold_start()
     if os.environ.get("BENCH_BROWSER", "1") != "0":
         bench_browser()
+        bench_compare_browser()
         bench_class8()
     if os.environ.get("BENCH_SESSIONS", "1") != "0":
         bench_sessions()

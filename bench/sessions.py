@@ -26,12 +26,12 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve(env: dict | None = None, timeout: float = 120):
-    """Run `streamlit run streamlit_app.py` on a free loopback port; yields (base URL, process)."""
+def serve(env: dict | None = None, timeout: float = 120, script: str = "streamlit_app.py"):
+    """Run `streamlit run <script>` (the app by default) on a free loopback port; yields (base URL, process)."""
     port = free_port()
     log = open(ROOT / "bench" / f".server-{port}.log", "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.port", str(port),
+        [sys.executable, "-m", "streamlit", "run", script, "--server.port", str(port),
          "--server.address", "127.0.0.1", "--server.headless", "true"],
         cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -72,7 +72,7 @@ def open_session(browser, base: str, prompt: str):
 
     page = browser.new_context(viewport={"width": 1300, "height": 1000}).new_page()
     page.goto(f"{base}/next-token?prompt={urllib.parse.quote(prompt)}", timeout=180_000)
-    page.get_by_text("Entropy before").first.wait_for(timeout=180_000)
+    page.locator('[aria-label^="ts-figures "]').first.wait_for(timeout=180_000)  # the instrument drawn
     page.get_by_role("button", name="Append most likely").click()
     page.get_by_text("Steps").first.wait_for(timeout=120_000)
     return page

@@ -255,21 +255,28 @@ def _control_params(anchor: Settings) -> list[dict]:
     return params
 
 
-def spec(p: Payload, anchor: Settings, u: float, view: str = "probability", log_scale: bool = False,
-         shown: int = 15) -> dict:
-    """The instrument as a Vega-Lite dict: bars of the `shown` most likely tokens before and after the controls,
-    the figures above them, one draw (at `u`) below; the controls start at `anchor`."""
+def frame(p: Payload, u: float, step: int) -> pd.DataFrame:
+    """The rows the spec draws from: the payload's, with the constants of this position (u of the draw, the step,
+    entropy before, vocabulary, log-sum-exp, the tail's top) as columns, so that the spec itself never changes
+    along a path: Streamlit then swaps the data of the chart in place, keeping its inputs and the browser's
+    compiled view."""
+    tail_top = p.tail_top if math.isfinite(p.tail_top) else -1e300
+    return p.rows.assign(u=float(u), step=int(step), eb=p.entropy_before, vocab=p.vocab, lse=p.lse,
+                         tail_top=tail_top)
+
+
+def spec(anchor: Settings, view: str = "probability", log_scale: bool = False, shown: int = 15) -> dict:
+    """The instrument as a Vega-Lite dict (its data: `frame`): bars of the `shown` most likely tokens before and
+    after the controls, the figures above them, one draw below; the controls start at `anchor`."""
     if view not in VIEWS:
         raise ValueError(f"`view` must be one of {VIEWS}, got {view!r}")
-    n = int(min(shown, (p.rows["kind"] == 0).sum()))
+    n = int(shown)
     bars_bottom = BARS_TOP + n * ROW_H
     draw_top = bars_bottom + DRAW_GAP
     height = draw_top + DRAW_BAR_H
-    labels = p.tokens.sort_values("i")["label"].tolist()[:n]
     S0 = " + ".join(f"datum.m{j} / {float(math.factorial(j))!r} / pow(T, {j})" for j in range(1, MOMENTS + 1))
     S1 = " + ".join(f"datum.m{j} / {float(math.factorial(j - 1))!r} / pow(T, {j})" for j in range(1, MOMENTS + 1))
     xm = "(datum.mu / T - datum.m)"
-    tail_top = p.tail_top if math.isfinite(p.tail_top) else -1e300
     cut = CUT_DATA
     params = [  # the controls' values (a bound selection holds [value] once moved), then what the unpacked bins add
         *({"name": short, "expr": f"isValid({name}.v) ? toNumber({name}.v) : {getattr(anchor, name)!r}"}
@@ -304,7 +311,7 @@ def spec(p: Payload, anchor: Settings, u: float, view: str = "probability", log_
         # decided one by one in their exact order by the "unpacked" layer, each against the whole rows above it
         # (cwn) plus those of them above it
         {"joinaggregate": [{"op": "max", "field": "st", "as": "stmax"}]},
-        {"calculate": f"datum.st == 2 || (datum.pen && datum.stmax == 2 && datum.s <= {tail_top!r} / T)",
+        {"calculate": "datum.st == 2 || (datum.pen && datum.stmax == 2 && datum.s <= datum.tail_top / T)",
          "as": "unpack"},
         {"calculate": "datum.unpack ? 0 : datum.w", "as": "wn"},
         {"window": [{"op": "sum", "field": "wn", "as": "cwn"}],
@@ -333,7 +340,7 @@ def spec(p: Payload, anchor: Settings, u: float, view: str = "probability", log_
                           "(MP <= 0 || datum.wt >= MP) ? 1 : 0", "as": "ok"},
             {"calculate": "datum.ok * datum.wt", "as": "okw"},
             {"calculate": "datum.ok * datum.wt * (datum.v - datum.m)", "as": "okwx"},
-            {"calculate": f"datum.ok * (datum.st == 2 ? exp(datum.v * T - {p.lse!r}) : datum.p0)", "as": "okp"},
+            {"calculate": "datum.ok * (datum.st == 2 ? exp(datum.v * T - datum.lse) : datum.p0)", "as": "okp"},
             {"aggregate": [{"op": "sum", "field": "ok", "as": "n"}, {"op": "sum", "field": "okw", "as": "z"},
                            {"op": "sum", "field": "okwx", "as": "sx"}, {"op": "sum", "field": "okp", "as": "mass"}]},
         ],
@@ -345,7 +352,7 @@ def spec(p: Payload, anchor: Settings, u: float, view: str = "probability", log_
     value_after = {"probability": "datum.after", "log-probability": "log(datum.after)", "logit": "datum.s"}[view]
     title = {"probability": "probability", "log-probability": "log-probability (natural log)", "logit": "logit"}[view]
     x_scale = {"type": "log"} if (log_scale and view == "probability") else {"zero": view == "probability"}
-    y_scale = {"domain": labels, "range": [BARS_TOP, bars_bottom], "paddingInner": 0.15, "paddingOuter": 0.1}
+    y_scale = {"range": [BARS_TOP, bars_bottom], "paddingInner": 0.15, "paddingOuter": 0.1}
     tooltip = [{"field": "label", "type": "nominal", "title": "token"}, {"field": "id", "type": "quantitative"},
                {"field": "rank", "type": "quantitative"},
                {"field": "p_before", "type": "nominal", "title": "probability before"},
@@ -369,11 +376,12 @@ def spec(p: Payload, anchor: Settings, u: float, view: str = "probability", log_
             {"calculate": "datum.which == 'va' ? 1 : 0", "as": "slot"},
             {"calculate": "'ts ' + datum.id + ' ' + datum.series + ' ' + datum.after", "as": "exact"},
         ],
-        "params": [*_control_params(anchor), {"name": "pick", "select": {"type": "point", "fields": ["id"],
-                                                                          "on": "click"}}],
+        "params": [*_control_params(anchor),  # (a click on the same token at the next step is a new selection)
+                   {"name": "pick", "select": {"type": "point", "fields": ["id", "step"], "on": "click"}}],
         "mark": {"type": "bar"},
         "encoding": {
-            "y": {"field": "label", "type": "nominal", "sort": labels, "title": None, "scale": y_scale,
+            "y": {"field": "label", "type": "nominal", "sort": {"field": "i", "op": "min"}, "title": None,
+                  "scale": y_scale,
                   "axis": {"labelOverlap": False, "labelLimit": style.TOKEN_LABEL_LIMIT,
                            "labelFontSize": style.LABEL_SIZE}},
             "yOffset": {"field": "slot", "type": "ordinal", "scale": {"domain": [0, 1], "paddingInner": 0.1}},
@@ -394,10 +402,10 @@ def spec(p: Payload, anchor: Settings, u: float, view: str = "probability", log_
             {"calculate": "datum.n0 + cut_n", "as": "N"},
             {"calculate": f"G ? 0 : (log({za}) - (datum.sx0 + cut_sx) / {za}) / LN2", "as": "Ha"},
             {"calculate": "datum.mass0 + cut_mass", "as": "Mk"},
-            {"calculate": f"'Entropy {p.entropy_before:.2f} bits before → ' + format(datum.Ha, '.2f') + ' bits after'",
+            {"calculate": "'Entropy ' + format(datum.eb, '.2f') + ' bits before → ' + format(datum.Ha, '.2f') + ' bits after'",
              "as": "entropy"},
             {"calculate": "'Mass kept ' + " + _fmt("datum.Mk"), "as": "mass"},
-            {"calculate": f"'Tokens left ' + format(datum.N, ',') + ' of {p.vocab:,}'", "as": "left"},
+            {"calculate": "'Tokens left ' + format(datum.N, ',') + ' of ' + format(datum.vocab, ',')", "as": "left"},
             {"calculate": "width < 420 ? [datum.entropy, datum.mass, datum.left] : "  # three short lines on a phone
                           "[datum.entropy, datum.mass + '  ·  ' + datum.left]", "as": "lines"},
             {"calculate": "'ts-figures ' + datum.N + ' ' + datum.Ha + ' ' + datum.Mk", "as": "exact"},
@@ -408,10 +416,10 @@ def spec(p: Payload, anchor: Settings, u: float, view: str = "probability", log_
                      "description": {"field": "exact", "type": "nominal"}},
     }
     # the draw: each kept token owns a stretch of [0, 1] as long as its probability, in the draw's order
-    lands = f"(datum.cw - datum.w) / {za} <= {u!r} && {u!r} < datum.cw / {za}"  # u falls in this row's stretch
+    lands = f"(datum.cw - datum.w) / {za} <= datum.u && datum.u < datum.cw / {za}"  # u falls in this row's stretch
     stretch = [{"calculate": f"(datum.cw - datum.w) / {za}", "as": "start"},
                {"calculate": f"datum.cw / {za}", "as": "end"},
-               {"calculate": f"datum.start <= {u!r} && {u!r} < datum.end", "as": "picked"},
+               {"calculate": "datum.start <= datum.u && datum.u < datum.end", "as": "picked"},
                {"calculate": f"datum.kind == 0 ? datum.label : 'a token past the top {TOP_ROWS:,}'", "as": "name"}]
     named = {"filter": f"datum.kept && ((datum.kind == 0 && datum.cn <= {DRAWN}) || {lands})"}  # first: cheap
     draw_x = {"field": "start", "type": "quantitative", "scale": {"domain": [0, 1]},
@@ -447,28 +455,25 @@ def spec(p: Payload, anchor: Settings, u: float, view: str = "probability", log_
         "encoding": {"x": {"field": "mid", "type": "quantitative"}, "y": {"value": draw_top + DRAW_BAR_H / 2},
                      "text": {"field": "name"}},
     }
-    right = u > 0.5  # u's label runs from the rule towards the wider side
     spot = {
         "transform": [{"filter": f"datum.kept && {lands}"}, *stretch,
-                      {"calculate": f"'u = {u:.4f} → ' + (datum.kind == 0 ? datum.label : 'a token past the top "
+                      {"calculate": "'u = ' + format(datum.u, '.4f') + ' → ' + (datum.kind == 0 ? datum.label : 'a token past the top "
                                     f"{TOP_ROWS:,} (rank ' + format(datum.cn, ',') + ')')", "as": "ulabel"},
-                      {"calculate": f"{u!r}", "as": "u"},
                       {"calculate": "'ts-draw ' + (datum.kind == 0 ? datum.id : -1) + ' ' + datum.cn", "as": "exact"}],
         "layer": [
             {"mark": {"type": "rule", "color": U_COLOUR, "strokeWidth": 2},
              "encoding": {"x": {"field": "u", "type": "quantitative"}, "y": {"value": draw_top - 12},
                           "y2": {"value": draw_top + DRAW_BAR_H + 4}}},
             {"mark": {"type": "text", "color": U_COLOUR, "fontWeight": "bold", "fontSize": style.LABEL_SIZE,
-                      "align": "right" if right else "left", "dx": -4 if right else 4,
-                      "limit": {"expr": "scale('x', datum.u) - 4" if right else "width - scale('x', datum.u) - 4"}},
+                      "align": {"expr": "datum.u > 0.5 ? 'right' : 'left'"},  # towards the wider side
+                      "dx": {"expr": "datum.u > 0.5 ? -4 : 4"},
+                      "limit": {"expr": "datum.u > 0.5 ? scale('x', datum.u) - 4 : width - scale('x', datum.u) - 4"}},
              "encoding": {"x": {"field": "u", "type": "quantitative"}, "y": {"value": draw_top - 20},
                           "text": {"field": "ulabel"}, "description": {"field": "exact", "type": "nominal"}}},
         ],
     }
-    records = [{k: v for k, v in row.items() if v is not None and v == v} for row in p.rows.to_dict(orient="records")]
     return {
         "$schema": "https://vega.github.io/schema/vega-lite/v6.json",
-        "data": {"values": records},
         "params": params,
         "transform": transforms,
         "height": height,

@@ -114,7 +114,9 @@ def test_the_spec_compiles_and_the_unpacked_layer_is_the_data_its_signals_read()
     vlc = pytest.importorskip("vl_convert")
     torch.manual_seed(2)
     data = payload(torch.randn(3000) * 3, [1], labels, top=40)
-    vega = vlc.vegalite_to_vega(spec(data, Settings(strategy="sample"), 0.3))
+    chart = spec(Settings(strategy="sample"))
+    chart["data"] = {"values": json.loads(instrument.frame(data, 0.3, 0).to_json(orient="records"))}
+    vega = vlc.vegalite_to_vega(chart)
     named = {d["name"]: d for d in vega["data"]}
     cut = named[instrument.CUT_DATA]
     assert [t["type"] for t in cut["transform"]][-1] == "aggregate"
@@ -123,14 +125,17 @@ def test_the_spec_compiles_and_the_unpacked_layer_is_the_data_its_signals_read()
     assert {"T", "K", "P", "MP", "R", "cut_n", "cut_z", *(f"{n}_v" for n in instrument.CONTROLLED)} <= signals
 
 
-def test_the_spec_depends_on_the_payload_and_starting_values_only():
+def test_the_spec_depends_on_the_starting_values_and_the_view_only():
+    """Never on the path: along a path Streamlit swaps the chart's data in place (the inputs stay)."""
+    a = json.dumps(spec(Settings(strategy="sample")))
+    assert json.dumps(spec(Settings(strategy="sample"))) == a  # byte-identical rebuilt
+    assert json.dumps(spec(Settings(strategy="sample", temperature=0.7))) != a
+    assert json.dumps(spec(Settings(strategy="sample"), shown=20)) != a
     torch.manual_seed(3)
-    data = payload(torch.randn(3000) * 3, [1], labels, top=40)
-    a = json.dumps(spec(data, Settings(strategy="sample"), 0.3))
-    assert json.dumps(spec(data, Settings(strategy="sample"), 0.3)) == a  # byte-identical rebuilt
-    assert json.dumps(spec(data, Settings(strategy="sample", temperature=0.7), 0.3)) != a
+    one, two = payload(torch.randn(3000) * 3, [1], labels, top=40), payload(torch.randn(3000) * 3, [2], labels, top=40)
+    assert not instrument.frame(one, 0.3, 0).equals(instrument.frame(two, 0.7, 1))
     with pytest.raises(ValueError, match="`view`"):
-        spec(data, Settings(), 0.3, view="bars")
+        spec(Settings(), view="bars")
 
 
 @pytest.mark.parametrize("selection, expected", [
@@ -146,11 +151,14 @@ def test_values_a_browser_reports_are_parsed_and_clamped(selection, expected):
 
 
 @pytest.mark.parametrize("points, expected", [
-    ([{"id": 17}], 17), ([{"id": 17.0}], 17), ([{"id": 17.5}], None), ([{"id": True}], None),
-    ([{"id": -1}], None), ([{"id": 10**9}], None), ([{"id": "17"}], None), ([], None), ({"id": 1}, None),
+    ([{"id": 17, "step": 2}], 17), ([{"id": 17.0, "step": 2.0}], 17), ([{"id": 17.5, "step": 2}], None),
+    ([{"id": True, "step": 2}], None), ([{"id": -1, "step": 2}], None), ([{"id": 10**9, "step": 2}], None),
+    ([{"id": "17", "step": 2}], None), ([{"id": 17, "step": 1}], None), ([{"id": 17}], None), ([], None),
+    ({"id": 1}, None),
 ])
-def test_a_clicked_bar_is_a_token_of_the_vocabulary_or_nothing(points, expected):
-    assert picked_id({"pick": points}, vocab=49_152) == expected
+def test_a_clicked_bar_is_a_token_of_the_vocabulary_at_this_step_or_nothing(points, expected):
+    """A click kept from an earlier step (the chart holds its last click while the controls move) appends nothing."""
+    assert picked_id({"pick": points}, vocab=49_152, step=2) == expected
 
 
 def test_an_app_session_keeps_the_spec_byte_identical_while_the_controls_move(smollm):
@@ -168,6 +176,9 @@ def test_an_app_session_keeps_the_spec_byte_identical_while_the_controls_move(sm
     chart = next(c for c in at.get("vega_lite_chart") if c.key.startswith("nt_inst_"))
     assert (chart.key, chart.proto.spec, chart.proto.data.data) == before
     assert not at.table[0].value["after"].equals(table["after"])
+    at.button(key="nt_append").click().run()  # a new position: new data, the same chart (its inputs stay)
+    chart = next(c for c in at.get("vega_lite_chart") if c.key.startswith("nt_inst_"))
+    assert (chart.key, chart.proto.spec) == before[:2] and chart.proto.data.data != before[2]
     at.session_state["temperature"] = 0.5  # a value from elsewhere (a link): a new chart starting there
     at.run()
     chart = next(c for c in at.get("vega_lite_chart") if c.key.startswith("nt_inst_"))

@@ -57,26 +57,28 @@ def values_from_selection(selection) -> dict:
     return values
 
 
-def picked_id(selection, vocab: int) -> int | None:
-    """The token id of a clicked bar, or None (the browser's report is not trusted: ids outside the vocabulary,
-    non-numbers, bools and floats with a fraction are ignored)."""
+def picked_id(selection, vocab: int, step: int) -> int | None:
+    """The token id of a bar clicked at `step` (the number of tokens appended so far), or None. The browser's report
+    is not trusted: ids outside the vocabulary, non-numbers, bools, fractions and a click from an earlier step (the
+    chart keeps its last click while the controls move) are ignored."""
     points = selection.get("pick") if isinstance(selection, dict) else None
     if not (isinstance(points, list) and points and isinstance(points[0], dict)):
         return None
-    raw = points[0].get("id")
-    if isinstance(raw, bool) or not isinstance(raw, (int, float)) or raw != int(raw):
-        return None
-    return int(raw) if 0 <= raw < vocab else None
+    raw, at = points[0].get("id"), points[0].get("step")
+    for value in (raw, at):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+            return None
+    return int(raw) if 0 <= raw < vocab and int(at) == step else None
 
 
-def _moved(key: str, vocab: int, on_pick) -> None:
+def _moved(key: str, vocab: int, step: int, on_pick) -> None:
     """on_select: values the browser reports after a move settles, or a clicked bar."""
     selection = (st.session_state.get(key) or {}).get("selection") or {}
     state = st.session_state.get(STATE) or {}
     for name, value in values_from_selection(selection).items():
         st.session_state[name] = value
         state.setdefault("current", {})[name] = value  # the chart shows it already: no new spec
-    token_id = picked_id(selection, vocab)
+    token_id = picked_id(selection, vocab, step)
     if token_id is not None:
         on_pick(token_id)
 
@@ -93,20 +95,23 @@ def show(path, tok, seed: int, view: str, log_scale: bool, shown: int, on_pick) 
     cached = st.session_state.get("nt_inst_payload")
     if cached is None or cached[0] != data_for:
         data = instrument.payload(path.logits, path.ids, lambda ids: unique_labels([tok.decode([i]) for i in ids], ids))
-        st.session_state["nt_inst_payload"] = cached = (data_for, data)
-    data = cached[1]
+        st.session_state["nt_inst_payload"] = cached = (data_for, data, {})
+    data, frames = cached[1], cached[2]
     u = draw_u(seed, len(path.steps))
-    spec_for = (data_for, u, view, log_scale, shown)
+    if u not in frames:
+        frames.clear()
+        frames[u] = instrument.frame(data, u, len(path.steps))
+    spec_for = (view, log_scale, shown)  # the spec depends on these and the starting values only, never the path
     state = st.session_state.get(STATE)
     if state is None or state["for"] != spec_for or state["current"] != values:
         gen = (state or {}).get("gen", 0) + 1  # a new chart: its inputs start at the values held now
         anchor = Settings(strategy="sample", **values)
         state = {"for": spec_for, "gen": gen, "anchor": anchor, "current": dict(values),
-                 "spec": instrument.spec(data, anchor, u, view, log_scale, shown)}
+                 "spec": instrument.spec(anchor, view, log_scale, shown)}
         st.session_state[STATE] = state
     key = f"nt_inst_{state['gen']}"
-    st.vega_lite_chart(spec=state["spec"], width="stretch", theme=None, key=key,
-                       on_select=functools.partial(_moved, key, int(path.logits.shape[-1]), on_pick),
+    st.vega_lite_chart(frames[u], spec=state["spec"], width="stretch", theme=None, key=key,
+                       on_select=functools.partial(_moved, key, int(path.logits.shape[-1]), len(path.steps), on_pick),
                        selection_mode=[*instrument.CONTROLLED, "pick"])
     return Settings(strategy="sample", seed=seed, **current())
 

@@ -1,0 +1,82 @@
+"""A Streamlit session without a browser: Streamlit's own websocket protocol (BackMsg / ForwardMsg protobufs), enough
+to open a page and press its buttons, so a bench can put a class's load on one server without a Chromium per
+learner (8 browsers would starve a 2-core machine and measure themselves)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from streamlit.proto.BackMsg_pb2 import BackMsg
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+
+class Session:
+    """One websocket session of a served app, driven from asyncio."""
+
+    def __init__(self, base: str, query: str = ""):
+        self.base, self.query = base, query
+        self.buttons: dict[str, str] = {}  # label → widget id, from the last run's deltas
+        self.page_hash = ""
+        self.ws = None
+
+    async def open(self, page: str) -> float:
+        """Connect and run `page` (its url path); seconds until the run finished."""
+        import websockets
+
+        url = self.base.replace("http", "ws", 1) + "/_stcore/stream"
+        self.ws = await websockets.connect(url, origin=self.base, max_size=1 << 28,
+                                           subprotocols=["streamlit"], open_timeout=60)
+        self.page = page
+        return await self.run()
+
+    async def run(self, trigger: str | None = None) -> float:
+        """Rerun (pressing the button labelled `trigger`, when given); seconds until the script finished."""
+        msg = BackMsg()
+        state = msg.rerun_script
+        state.query_string = self.query
+        state.page_name = self.page
+        if self.page_hash:
+            state.page_script_hash = self.page_hash
+        if trigger is not None:
+            widget = state.widget_states.widgets.add()
+            widget.id = self.buttons[trigger]
+            widget.trigger_value = True
+        start = time.perf_counter()
+        await self.ws.send(msg.SerializeToString())
+        while True:
+            raw = await self.ws.recv()
+            fwd = ForwardMsg()
+            fwd.ParseFromString(raw)
+            kind = fwd.WhichOneof("type")
+            if kind == "new_session":
+                self.page_hash = fwd.new_session.page_script_hash or self.page_hash
+            elif kind == "delta" and fwd.delta.WhichOneof("type") == "new_element":
+                element = fwd.delta.new_element
+                if element.WhichOneof("type") == "button":
+                    self.buttons[element.button.label] = element.button.id
+            elif kind == "script_finished":
+                if fwd.script_finished in (0, 3):  # FINISHED_SUCCESSFULLY / FINISHED_FRAGMENT_RUN_SUCCESSFULLY
+                    return time.perf_counter() - start
+
+    async def close(self) -> None:
+        if self.ws is not None:
+            await self.ws.close()
+
+
+async def busy(base: str, page: str, query: str, actions: list[str], stop: asyncio.Event, times: list[float]) -> None:
+    """A learner who keeps pressing `actions` in turn on `page` until `stop` is set; each run's seconds in
+    `times`."""
+    session = Session(base, query)
+    try:
+        await session.open(page)
+        n = 0
+        while not stop.is_set():
+            label = actions[n % len(actions)]
+            if label in session.buttons:
+                times.append(await session.run(label))
+            else:
+                times.append(await session.run())
+            n += 1
+    finally:
+        await session.close()
