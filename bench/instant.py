@@ -16,7 +16,7 @@ from bench.page import cpu_ms
 from bench.sessions import CHROMIUM, CHROMIUM_ARGS, serve
 
 PROMPT = "Udacity is the best place to learn about generative"
-FIGURES = '[aria-label^="ts-figures "]'
+FIGURES = '[aria-label^="Figures: "]'
 TEMPERATURE = '.vega-bindings input[name="temperature_v"]'
 
 # Installed before the page's scripts: the time of the last key press, and whether a script run is going on.
@@ -117,7 +117,7 @@ def clicks(page, what: str, repeats: int = 5) -> list[float]:
         settle(page)
         before = page.evaluate(FIGURES_JS)
         target = (page.get_by_role("button", name="Append most likely") if what == "append"
-                  else page.locator('[aria-label^="ts "][aria-label*=" after "]').nth(1))
+                  else page.locator('[aria-label*="rank: 2;"][aria-label*="after, exact"]').first)
         start = page.evaluate("() => performance.now()")
         target.click()
         page.wait_for_function(

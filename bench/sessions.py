@@ -72,7 +72,7 @@ def open_session(browser, base: str, prompt: str):
 
     page = browser.new_context(viewport={"width": 1300, "height": 1000}).new_page()
     page.goto(f"{base}/next-token?prompt={urllib.parse.quote(prompt)}", timeout=180_000)
-    page.locator('[aria-label^="ts-figures "]').first.wait_for(timeout=180_000)  # the instrument drawn
+    page.locator('[aria-label^="Figures: "]').first.wait_for(timeout=180_000)  # the instrument drawn
     page.get_by_role("button", name="Append most likely").click()
     page.get_by_text("Steps").first.wait_for(timeout=120_000)
     return page

@@ -284,6 +284,7 @@ def spec(anchor: Settings, view: str = "probability", log_scale: bool = False, s
         {"name": "G", "expr": "T == 0"},
         *({"name": f"cut_{f}", "expr": f"length(data('{cut}')) ? data('{cut}')[0].{f} : 0"}
           for f in ("n", "z", "sx", "mass")),
+        {"name": "cut_kept", "expr": f"pluck(data('{cut}'), 'kid')"},  # penalised tokens the unpacking kept
     ]
     transforms = [
         # 1. repetition penalty (tokens the text holds): positive logits divided, negative ones multiplied
@@ -341,11 +342,14 @@ def spec(anchor: Settings, view: str = "probability", log_scale: bool = False, s
             {"calculate": "datum.ok * datum.wt", "as": "okw"},
             {"calculate": "datum.ok * datum.wt * (datum.v - datum.m)", "as": "okwx"},
             {"calculate": "datum.ok * (datum.st == 2 ? exp(datum.v * T - datum.lse) : datum.p0)", "as": "okp"},
-            {"aggregate": [{"op": "sum", "field": "ok", "as": "n"}, {"op": "sum", "field": "okw", "as": "z"},
-                           {"op": "sum", "field": "okwx", "as": "sx"}, {"op": "sum", "field": "okp", "as": "mass"}]},
+            {"calculate": "datum.ok && datum.st != 2 ? datum.id : -1", "as": "kid"},  # a kept penalised token
+            {"joinaggregate": [{"op": "sum", "field": "ok", "as": "n"}, {"op": "sum", "field": "okw", "as": "z"},
+                               {"op": "sum", "field": "okwx", "as": "sx"}, {"op": "sum", "field": "okp", "as": "mass"}]},
+            {"window": [{"op": "row_number", "as": "item"}]},
+            {"filter": "datum.item == 1 || datum.kid >= 0"},  # the totals (on every row) and the kept penalised
         ],
         "mark": {"type": "text", "opacity": 0},
-        "encoding": {"x": {"value": 0}, "y": {"value": 0}, "text": {"value": ""}},
+        "encoding": {"x": {"value": 0}, "y": {"value": 0}, "text": {"value": ""}},  # (one empty text per item)
     }
     za = "(datum.z0 + cut_z)"
     value = {"probability": "datum.p0", "log-probability": "log(datum.p0)", "logit": "datum.l"}[view]
@@ -357,12 +361,14 @@ def spec(anchor: Settings, view: str = "probability", log_scale: bool = False, s
                {"field": "rank", "type": "quantitative"},
                {"field": "p_before", "type": "nominal", "title": "probability before"},
                {"field": "p_after", "type": "nominal", "title": "probability after"},
-               {"field": "survives", "type": "nominal"}]
+               {"field": "survives", "type": "nominal"},
+               {"field": "after", "type": "quantitative", "title": "after, exact", "format": ".17g"}]
+    # (a mark's aria-label lists its tooltip fields: what a screen reader says, and what the browser tests read)
     bars = {
         "transform": [
             {"filter": f"datum.kind == 0 && datum.i < {n}"},
-            {"calculate": f"datum.kept ? datum.w / {za} : 0", "as": "after"},
-            {"calculate": "datum.kept", "as": "survives"},
+            {"calculate": "datum.kept || (datum.unpack && indexof(cut_kept, datum.id) >= 0)", "as": "survives"},
+            {"calculate": f"datum.survives ? datum.w / {za} : 0", "as": "after"},
             {"calculate": "datum.i + 1", "as": "rank"},
             {"calculate": _fmt("datum.p0"), "as": "p_before"},
             {"calculate": "datum.survives ? " + _fmt("datum.after") + " : 'removed'", "as": "p_after"},
@@ -374,7 +380,6 @@ def spec(anchor: Settings, view: str = "probability", log_scale: bool = False, s
             {"calculate": "datum.which == 'va' ? 'after' : datum.survives ? 'before' : 'before (removed)'",
              "as": "series"},
             {"calculate": "datum.which == 'va' ? 1 : 0", "as": "slot"},
-            {"calculate": "'ts ' + datum.id + ' ' + datum.series + ' ' + datum.after", "as": "exact"},
         ],
         "params": [*_control_params(anchor),  # (a click on the same token at the next step is a new selection)
                    {"name": "pick", "select": {"type": "point", "fields": ["id", "step"], "on": "click"}}],
@@ -393,7 +398,6 @@ def spec(anchor: Settings, view: str = "probability", log_scale: bool = False, s
                       "legend": {"title": None, "orient": "none", "legendX": 0, "legendY": FIGURES_H - 4,
                                  "direction": "horizontal"}},
             "tooltip": tooltip,
-            "description": {"field": "exact", "type": "nominal"},
         },
     }
     figures = {
@@ -408,7 +412,8 @@ def spec(anchor: Settings, view: str = "probability", log_scale: bool = False, s
             {"calculate": "'Tokens left ' + format(datum.N, ',') + ' of ' + format(datum.vocab, ',')", "as": "left"},
             {"calculate": "width < 420 ? [datum.entropy, datum.mass, datum.left] : "  # three short lines on a phone
                           "[datum.entropy, datum.mass + '  ·  ' + datum.left]", "as": "lines"},
-            {"calculate": "'ts-figures ' + datum.N + ' ' + datum.Ha + ' ' + datum.Mk", "as": "exact"},
+            {"calculate": "'Figures: tokens left: ' + datum.N + '; entropy after, bits: ' + datum.Ha + '; mass kept: ' + "
+                          "datum.Mk", "as": "exact"},
         ],
         "mark": {"type": "text", "align": "left", "baseline": "top", "fontSize": 14, "lineHeight": 19,
                  "color": style.TEXT},
@@ -447,7 +452,7 @@ def spec(anchor: Settings, view: str = "probability", log_scale: bool = False, s
                      "y": {"value": draw_top}, "y2": {"value": draw_top + DRAW_BAR_H},
                      "tooltip": [{"field": "name", "type": "nominal", "title": "the rest"}]},
     }
-    span = "(scale('x', datum.end) - scale('x', datum.start))"
+    span = "((datum.end - datum.start) * width)"  # px: the draw's x runs over the whole width (its scale is not 'x')
     names = {
         "transform": [named, *stretch, {"calculate": "(datum.start + datum.end) / 2", "as": "mid"}],
         "mark": {"type": "text", "fontSize": 11, "color": style.TEXT, "limit": {"expr": f"{span} - 6"},
@@ -459,7 +464,8 @@ def spec(anchor: Settings, view: str = "probability", log_scale: bool = False, s
         "transform": [{"filter": f"datum.kept && {lands}"}, *stretch,
                       {"calculate": "'u = ' + format(datum.u, '.4f') + ' → ' + (datum.kind == 0 ? datum.label : 'a token past the top "
                                     f"{TOP_ROWS:,} (rank ' + format(datum.cn, ',') + ')')", "as": "ulabel"},
-                      {"calculate": "'ts-draw ' + (datum.kind == 0 ? datum.id : -1) + ' ' + datum.cn", "as": "exact"}],
+                      {"calculate": "'Draw: u lands on id: ' + (datum.kind == 0 ? datum.id : -1) + '; rank after: ' + "
+                                    "datum.cn", "as": "exact"}],
         "layer": [
             {"mark": {"type": "rule", "color": U_COLOUR, "strokeWidth": 2},
              "encoding": {"x": {"field": "u", "type": "quantitative"}, "y": {"value": draw_top - 12},
@@ -467,7 +473,7 @@ def spec(anchor: Settings, view: str = "probability", log_scale: bool = False, s
             {"mark": {"type": "text", "color": U_COLOUR, "fontWeight": "bold", "fontSize": style.LABEL_SIZE,
                       "align": {"expr": "datum.u > 0.5 ? 'right' : 'left'"},  # towards the wider side
                       "dx": {"expr": "datum.u > 0.5 ? -4 : 4"},
-                      "limit": {"expr": "datum.u > 0.5 ? scale('x', datum.u) - 4 : width - scale('x', datum.u) - 4"}},
+                      "limit": {"expr": "datum.u > 0.5 ? datum.u * width - 4 : (1 - datum.u) * width - 4"}},
              "encoding": {"x": {"field": "u", "type": "quantitative"}, "y": {"value": draw_top - 20},
                           "text": {"field": "ulabel"}, "description": {"field": "exact", "type": "nominal"}}},
         ],

@@ -5,6 +5,7 @@ redraws the chart without a script run; the rest of the page and the link follow
 
 from __future__ import annotations
 
+import re
 from urllib.parse import quote
 
 import pytest
@@ -25,8 +26,9 @@ GRID = [  # temperature > 1, top-p cuts deep in the tail, min-p with top-p and t
 ]
 
 READ_JS = """() => {
-  const all = (prefix) => [...document.querySelectorAll(`[aria-label^="${prefix}"]`)].map(e => e.getAttribute('aria-label'));
-  return {figures: all('ts-figures ')[0] || null, bars: all('ts '), draw: all('ts-draw ')[0] || null};
+  const all = (sel) => [...document.querySelectorAll(sel)].map(e => e.getAttribute('aria-label'));
+  return {figures: all('[aria-label^="Figures: "]')[0] || null, bars: all('[aria-label*="; after, exact: "]'),
+          draw: all('[aria-label^="Draw: "]')[0] || null};
 }"""
 SET_JS = """([selector, value]) => {
   const input = document.querySelector(selector);
@@ -39,13 +41,12 @@ SET_JS = """([selector, value]) => {
 def read(page) -> dict:
     """What the chart shows now: (tokens left, entropy after, mass kept) and {id: probability after}."""
     r = page.evaluate(READ_JS)
-    n, entropy, mass = r["figures"].split()[1:]
+    figures = dict(part.split(": ", 1) for part in r["figures"][len("Figures: "):].split("; "))
     after = {}
-    for label in r["bars"]:
-        _, token_id, series, p = label.split(" ", 3)
-        if series == "after":
-            after[int(token_id)] = float(p)
-    return {"kept": int(n), "entropy": float(entropy), "mass": float(mass), "after": after, "draw": r["draw"]}
+    for label in r["bars"]:  # "token: ␣A; id: 5646; rank: 3; …; after, exact: 0.12440…"
+        after[int(re.search(r"; id: (\d+);", label).group(1))] = float(label.rsplit("after, exact: ", 1)[1])
+    return {"kept": int(figures["tokens left"]), "entropy": float(figures["entropy after, bits"]),
+            "mass": float(figures["mass kept"]), "after": after, "draw": r["draw"]}
 
 
 def model_path(smollm):
@@ -84,8 +85,8 @@ def test_a_key_press_redraws_at_once_and_the_page_follows_when_the_move_settles(
                   ".observe(document.querySelector('[data-testid=\"stApp\"]'), "
                   "{attributes: true, attributeFilter: ['data-test-script-state']}); }")
     page.keyboard.press("ArrowRight")  # top-k 0 → 1
-    page.wait_for_function("(n) => document.querySelector('[aria-label^=\"ts-figures \"]').getAttribute('aria-label')"
-                           ".split(' ')[1] === '1'", arg=None, polling="raf", timeout=5000)
+    page.wait_for_function("() => document.querySelector('[aria-label^=\"Figures: \"]').getAttribute('aria-label')"
+                           ".startsWith('Figures: tokens left: 1;')", polling="raf", timeout=5000)
     assert page.evaluate("() => window.__runs") == 0  # redrawn in the browser: no script run started yet
     assert read(page)["kept"] == 1 and before["kept"] == 49_152
     wait_for_app(page)  # the move settles: the values go back to Python
@@ -93,12 +94,16 @@ def test_a_key_press_redraws_at_once_and_the_page_follows_when_the_move_settles(
     assert page.get_by_test_id("stTable").first.inner_text() != table  # the table follows
     assert read(page)["kept"] == 1  # and the chart kept its inputs (the spec did not change)
     assert page.locator(INPUT.format("top_k")).input_value() == "1"
+    link = page.url
+    open_app(page, link)  # the link reopens the view: the input and the chart where they were
+    page.locator(INPUT.format("top_k")).wait_for()
+    assert page.locator(INPUT.format("top_k")).input_value() == "1" and read(page)["kept"] == 1
 
 
 def test_clicking_a_bar_appends_that_token(page, base_url):
     open_app(page, f"{base_url}/next-token")
-    bar = page.locator('[aria-label^="ts "][aria-label*=" after "]').nth(1)  # the second most likely token
-    token_id = int(bar.get_attribute("aria-label").split()[1])
+    bar = page.locator('[aria-label*="rank: 2;"][aria-label*="after, exact"]').first  # the second most likely token
+    token_id = int(re.search(r"; id: (\d+);", bar.get_attribute("aria-label")).group(1))
     bar.click()
     wait_for_app(page)
     assert page.url.split("path=")[1].startswith(f"{token_id}")
