@@ -256,7 +256,8 @@ def _control_params(anchor: Settings) -> list[dict]:
 
 
 def frame(p: Payload, u: float, step: int) -> pd.DataFrame:
-    """The rows the spec draws from: the payload's, with the constants of this position (u of the draw, the step,
+    """The rows the spec draws from: the payload's, with the constants of this position (u of the draw, its number
+    `step`, which a click reports back,
     entropy before, vocabulary, log-sum-exp, the tail's top) as columns, so that the spec itself never changes
     along a path: Streamlit then swaps the data of the chart in place, keeping its inputs and the browser's
     compiled view."""
@@ -381,7 +382,7 @@ def spec(anchor: Settings, view: str = "probability", log_scale: bool = False, s
              "as": "series"},
             {"calculate": "datum.which == 'va' ? 1 : 0", "as": "slot"},
         ],
-        "params": [*_control_params(anchor),  # (a click on the same token at the next step is a new selection)
+        "params": [*_control_params(anchor),  # (a click on the same token at another position is a new selection)
                    {"name": "pick", "select": {"type": "point", "fields": ["id", "step"], "on": "click"}}],
         "mark": {"type": "bar"},
         "encoding": {

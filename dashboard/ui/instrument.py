@@ -58,9 +58,9 @@ def values_from_selection(selection) -> dict:
 
 
 def picked_id(selection, vocab: int, step: int) -> int | None:
-    """The token id of a bar clicked at `step` (the number of tokens appended so far), or None. The browser's report
-    is not trusted: ids outside the vocabulary, non-numbers, bools, fractions and a click from an earlier step (the
-    chart keeps its last click while the controls move) are ignored."""
+    """The token id of a bar clicked at position number `step` (a new number for every position the chart has
+    shown), or None. The browser's report is not trusted: ids outside the vocabulary, non-numbers, bools, fractions
+    and a click from an earlier position (the chart keeps its last click while the controls move) are ignored."""
     points = selection.get("pick") if isinstance(selection, dict) else None
     if not (isinstance(points, list) and points and isinstance(points[0], dict)):
         return None
@@ -95,12 +95,15 @@ def show(path, tok, seed: int, view: str, log_scale: bool, shown: int, on_pick) 
     cached = st.session_state.get("nt_inst_payload")
     if cached is None or cached[0] != data_for:
         data = instrument.payload(path.logits, path.ids, lambda ids: unique_labels([tok.decode([i]) for i in ids], ids))
+        # every new position gets a new number (an undo too), so a click on the same bar as before is a new click
+        version = st.session_state.get("nt_inst_version", 0) + 1
+        st.session_state["nt_inst_version"] = version
         st.session_state["nt_inst_payload"] = cached = (data_for, data, {})
-    data, frames = cached[1], cached[2]
+    data, frames, version = cached[1], cached[2], st.session_state["nt_inst_version"]
     u = draw_u(seed, len(path.steps))
     if u not in frames:
         frames.clear()
-        frames[u] = instrument.frame(data, u, len(path.steps))
+        frames[u] = instrument.frame(data, u, version)
     spec_for = (view, log_scale, shown)  # the spec depends on these and the starting values only, never the path
     state = st.session_state.get(STATE)
     if state is None or state["for"] != spec_for or state["current"] != values:
@@ -111,7 +114,7 @@ def show(path, tok, seed: int, view: str, log_scale: bool, shown: int, on_pick) 
         st.session_state[STATE] = state
     key = f"nt_inst_{state['gen']}"
     st.vega_lite_chart(frames[u], spec=state["spec"], width="stretch", theme=None, key=key,
-                       on_select=functools.partial(_moved, key, int(path.logits.shape[-1]), len(path.steps), on_pick),
+                       on_select=functools.partial(_moved, key, int(path.logits.shape[-1]), version, on_pick),
                        selection_mode=[*instrument.CONTROLLED, "pick"])
     return Settings(strategy="sample", seed=seed, **current())
 
