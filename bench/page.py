@@ -249,7 +249,7 @@ def browser_sliders(moves: int = 8) -> dict:
             page.locator('[data-testid="stVegaLiteChart"]').first.wait_for(timeout=300_000)
             _settle(page)
             # The shared temperature changes the chart only where it shows the processed distributions.
-            page.get_by_text("Compare the processed distributions").click()
+            page.get_by_text("After the controls", exact=True).click()
             _settle(page)
             shared = page.locator('[data-testid="stExpander"]').filter(has_text="Sampling controls (all columns)")
             shared.locator("summary").first.click()

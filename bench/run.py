@@ -298,12 +298,15 @@ def bench_server_changes(app) -> None:
         return (time.perf_counter() - start) * 1000
 
     gc.unfreeze()
+    tracked = len(gc.get_objects())
     unfrozen = statistics.median(collect_ms() for _ in range(5))
     runtime.freeze_heap()
     frozen = statistics.median(collect_ms() for _ in range(5))
+    left = len(gc.get_objects())
     record("gc_collect_frozen_ms", frozen, 10, "ms", baseline=f"unfrozen heap: {unfrozen:.0f} ms",
            note=f"Streamlit's gc.collect(2) after every run with the model loaded: {unfrozen:.0f} ms before "
-                f"gc.freeze(), {frozen:.1f} ms after; {len(gc.get_objects()):,} objects tracked; "
+                f"gc.freeze(), {frozen:.1f} ms after ({tracked:,} objects tracked before, {left:,} after, "
+                f"{gc.get_freeze_count():,} frozen); "
                 f"load {os.getloadavg()[0]:.1f}")
 
     path = TokenPath(app.model, ids)
