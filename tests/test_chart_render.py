@@ -80,11 +80,15 @@ def _merge(base: dict, top: dict) -> dict:
 
 
 def page_theme(page: str):
-    """The `theme` every st.altair_chart call of pages/<page>.py passes ("streamlit" when it passes none)."""
-    tree = ast.parse((ROOT / "pages" / f"{page}.py").read_text())
+    """The `theme` every chart call of pages/<page>.py passes ("streamlit" when it passes none): its st.altair_chart
+    calls, and Next token's instrument (dashboard/ui/instrument.py's st.vega_lite_chart) where the page shows it."""
+    source = (ROOT / "pages" / f"{page}.py").read_text()
+    trees = [ast.parse(source)]
+    if "ui_instrument.show(" in source:
+        trees.append(ast.parse((ROOT / "dashboard" / "ui" / "instrument.py").read_text()))
     themes = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "altair_chart":
+    for node in (n for tree in trees for n in ast.walk(tree)):
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", None) in ("altair_chart", "vega_lite_chart"):
             kw = {k.arg: k.value for k in node.keywords}
             themes.add(ast.literal_eval(kw["theme"]) if "theme" in kw else "streamlit")
     assert len(themes) == 1, f"pages/{page}.py draws its charts with several themes: {themes}"

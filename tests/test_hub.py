@@ -100,7 +100,7 @@ def test_the_page_shows_download_progress_and_the_seed_distribution(online, monk
     online.throttle_bps = 8_000_000  # ~6.5 MB of weights take most of a second
     at = open_page("pages/next-token.py", model="gpt2", prompt=SEED_PROMPT)
     assert [t.value for t in at.toast if "downloaded" in t.value], [t.value for t in at.toast]
-    assert len(at.get("vega_lite_chart")) == 2  # the distribution and the draw
+    assert len(at.get("vega_lite_chart")) == 1  # the instrument: the distribution and the draw in one chart
     assert at.session_state["nt_path"].prompt_ids == SEED_IDS
     at.run()  # the sidebar, drawn before the page loaded the model, tells how it was had on the next run
     sidebar = " ".join(c.value for c in at.sidebar.caption)
@@ -157,12 +157,12 @@ def test_hub_faults_give_a_clear_message_and_the_bundled_model_keeps_working(onl
 
     # the bundled model keeps working in the same session
     at.sidebar.selectbox(key="model").select("smollm2-135m").run()
-    assert not at.exception and len(at.get("vega_lite_chart")) == 2  # distribution and draw
+    assert not at.exception and len(at.get("vega_lite_chart")) == 1  # the instrument: distribution and draw
 
     # a retry after the fault clears succeeds
     online.fault = None
     at.sidebar.selectbox(key="model").select("gpt2").run()
     assert not at.exception, [e.value for e in at.exception]
-    assert models.LOADED.peek("gpt2") is not None and len(at.get("vega_lite_chart")) == 2  # distribution and draw
+    assert models.LOADED.peek("gpt2") is not None and len(at.get("vega_lite_chart")) == 1  # the instrument
     assert at.session_state["nt_path"].prompt_ids == SEED_IDS
     assert hub.cached_snapshot(GPT2_REPO) is not None and _blobs_intact(GPT2_REPO)
