@@ -86,13 +86,6 @@ def move(at, temperature: float) -> None:
     at.run()
 
 
-def _metric(at, label: str) -> str | None:
-    for m in at.metric:
-        if m.label == label:
-            return m.value
-    return None
-
-
 # --------------------------------------------------------------------------- in the browser
 
 # Installed before Streamlit's scripts: remembers the last keydown and every change of the script state.

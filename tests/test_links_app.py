@@ -23,10 +23,6 @@ def reopen(page, at):
     return open_page(page, **{k: (v if len(v) > 1 else v[0]) for k, v in params.items()})
 
 
-def metrics(at) -> dict:
-    return {m.label: m.value for m in at.metric}
-
-
 def test_next_token_view_round_trips_through_its_link(smollm):
     at = open_page("pages/next-token.py", prompt="The capital of France is")
     move(at, "temperature", 0.7)
