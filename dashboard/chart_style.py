@@ -17,6 +17,8 @@ BACKGROUND = "#ffffff"
 LABEL_SIZE = 12
 TITLE_SIZE = 13
 TOKEN_LABEL_LIMIT = 132  # px: a token axis label longer than this ends in "…" (the tooltip has the whole text)
+COLUMN_COLOURS = ("#0068c9", "#83c9ff", "#ff2b2b", "#ffabab", "#29b09d", "#7defa1")  # Streamlit's first
+# category colours (what the compare chart always showed), fixed here so an export draws the same ones
 ROW = 20  # px per labelled row (token bars, heatmap rows): a 12 px label and a gap
 PADDING = {"left": 4, "top": 6, "right": 12, "bottom": 6}
 _AUTOSIZE = {"type": "fit-x", "contains": "padding"}

@@ -175,8 +175,7 @@ def ranked_text_html(prefix: str, tokens: list[str], scores, alternatives: list[
     return '<div style="white-space:pre-wrap;line-height:1.8;font-size:1.02rem">' + "".join(parts) + "</div>"
 
 
-COLUMN_COLOURS = ("#0068c9", "#83c9ff", "#ff2b2b", "#ffabab", "#29b09d", "#7defa1")  # Streamlit's first
-# category colours (what the compare chart always showed), fixed here so an export draws the same ones
+COLUMN_COLOURS = style.COLUMN_COLOURS
 
 
 def compare_chart(frame: pd.DataFrame) -> alt.Chart:

@@ -116,3 +116,34 @@ def shared_axis_frame(columns: list[tuple[str, object, torch.Tensor]], k: int):
             p = float(probs[q[0]]) if len(q) == 1 and tok.decode(q) == text else 0.0
             rows.append({"token": label, "column": name, "probability": p})
     return pd.DataFrame(rows)
+
+
+def instrument_frame(columns: list[tuple[str, object, torch.Tensor, object]], k: int):
+    """Compare's instrument data (instrument.compare_spec): for each column (name, tokenizer, raw logits, own
+    settings or None) its payload as a group, with its own temperature and top-p (ot, op; none: the controls') and
+    the union of every column's top-k tokens, matched by text, marked `on` under their shared label. A token's
+    top-k place never changes with the controls (they keep the order), so the union is fixed per prompt."""
+    import numpy as np
+    import pandas as pd
+
+    from dashboard import instrument
+    from dashboard.payload import payload
+    from dashboard.tokens import encode
+
+    union: dict[str, str] = {}  # visible label -> token text
+    for _, tok, logits, _ in columns:
+        finite = int(torch.isfinite(logits).sum())
+        for t in logits.topk(min(k, finite)).indices.tolist():
+            union.setdefault(visible(tok.decode([t])), tok.decode([t]))
+    frames = []
+    for g, (name, tok, logits, own) in enumerate(columns):
+        on: dict[int, str] = {}  # id -> label
+        for label, text in union.items():
+            q = encode(tok, text)
+            if len(q) == 1 and tok.decode(q) == text and bool(torch.isfinite(logits[q[0]])):
+                on[q[0]] = label
+        data = payload(logits, [], lambda ids: [on.get(i, "") for i in ids], extra=list(on))
+        frame = instrument.frame(data, group=g, name=name,
+                                 ot=own.temperature if own else np.nan, op=own.top_p if own else np.nan)
+        frames.append(frame.assign(on=frame["id"].isin(list(on)).astype(int)))
+    return pd.concat(frames, ignore_index=True), len(union)

@@ -1,18 +1,14 @@
-"""The next-token instrument: the sampling controls and the distribution they reshape, computed in the browser.
+"""The instrument: the sampling controls and the distributions they reshape, computed in the browser.
 
-Once per token path Python sends what the browser needs to apply the controls exactly (`payload`): the top 1,000
-tokens one by one (plus every token the text already holds: the repetition penalty moves only those), and the rest
-of the vocabulary (the tail) as bins of tokens whose raw logits lie within 0.05 of each other. A bin carries its
-count, raw probability and central moments, which give its summed weight exp(logit / T) at any temperature to
-~1e-12, and its logits themselves, offsets from the bin's top in units of 1e-7, which the browser unpacks only for a
-bin where a top-p or min-p cut falls: tokens left is exact wherever the cut lands.
-
-The Vega-Lite spec (`spec`) applies repetition penalty → temperature → top-k → top-p → min-p → softmax, in
+Once per distribution Python sends what the browser needs to apply the controls exactly (dashboard/payload.py). The
+Vega-Lite spec (`spec`) applies repetition penalty → temperature → top-k → top-p → min-p → softmax, in
 `generate`'s order (sampling.logits_processors), on every input event and draws the bars, the figures (entropy
-before and after, mass kept, tokens left) and the one draw. Its Python twin (`twin`) runs the same steps on the same
-payload, so a test holds both against `sampling.distribution`. Each control is a point selection bound to a range
-input, so Streamlit reports the values after a move settles (`on_select`) and the rest of the page follows; the
-spec depends only on the payload and the controls' starting values, so it stays byte-identical while they move."""
+before and after, mass kept, tokens left) and the one draw; `compare_spec` does the same for several distributions
+at once (Compare's columns: a group each, on one token axis). Its Python twin (`twin`) runs the same steps on the
+same payload, so a test holds both against `sampling.distribution`. Each control is a point selection bound to a
+range input, so Streamlit reports the values after a move settles (`on_select`) and the rest of the page follows;
+the spec depends only on what is shown and the controls' starting values, never on the data, so it stays
+byte-identical while they move and along a path."""
 
 from __future__ import annotations
 
@@ -23,13 +19,9 @@ import numpy as np
 import pandas as pd
 
 from dashboard import chart_style as style
+from dashboard.payload import MOMENTS, TOP_ROWS, UNIT, Payload
 from dashboard.settings import CONTROLS, Settings
 
-TOP_ROWS = 200  # tokens sent one by one
-BIN_WIDTH = 0.3  # logits: with 8 moments a bin's weight is exact to ~1e-10 of itself where it counts
-BIN_COUNT = 400  # at most this many tokens in a bin (an unpacked bin is this many rows at most)
-MOMENTS = 8  # central moments M1..M8 of a bin's logits
-UNIT = 1e-7  # logit offsets within a bin, in these units (an error ≤ 5e-8 in a logit)
 CONTROLLED = ("temperature", "top_k", "top_p", "min_p", "repetition_penalty")  # the browser's controls
 VIEWS = ("probability", "log-probability", "logit")
 SERIES_COLOURS = {"before": "#a5b4fc", "before (removed)": "#d1d5db", "after": "#4f46e5"}
@@ -43,78 +35,6 @@ DRAW_GAP = 64  # px from the bars to the draw's bar (its caption and u's label)
 DRAW_BAR_H = 34
 CUT_DATA = "data_1"  # Vega-Lite's name for the "unpacked" layer's output (the first layer's data after the shared
 # transforms); tests/test_instrument.py compiles the spec and checks it
-
-
-@dataclass(frozen=True)
-class Payload:
-    """What the browser needs for one position: `rows` (tokens, then tail bins; the Vega dataset) and the
-    constants the figures use."""
-
-    rows: pd.DataFrame
-    vocab: int  # tokens with a finite logit (an engine: its top N)
-    tail_top: float  # the raw logit of the first tail token (a penalised token below it may lie inside a bin)
-    lse: float  # log-sum-exp of the raw logits
-    entropy_before: float  # bits
-
-    @property
-    def tokens(self) -> pd.DataFrame:
-        """The rows that are single tokens, in raw rank order."""
-        return self.rows[self.rows["kind"] == 0]
-
-
-def payload(logits, prev_ids, labels, top: int = TOP_ROWS) -> Payload:
-    """The instrument's data for raw `logits` (vocab,) after the text `prev_ids`; `labels(ids)` gives the shown
-    text of those tokens (unique, escaped by the chart)."""
-    raw = np.asarray(logits, dtype=np.float32).astype(np.float64).reshape(-1)  # (vocab,)
-    finite = np.isfinite(raw)
-    ids = np.nonzero(finite)[0]
-    order = ids[np.argsort(-raw[ids], kind="stable")]  # finite ids, most likely first (ties by id)
-    lse = float(np.logaddexp.reduce(raw[order]))
-    probs = np.exp(raw[order] - lse)
-    entropy = float(-(probs[probs > 0] * np.log2(probs[probs > 0])).sum())
-    penalised = np.zeros(raw.shape[0], dtype=bool)
-    seen = np.asarray(sorted(set(int(i) for i in prev_ids)), dtype=np.int64)
-    if seen.size:
-        penalised[seen[(seen >= 0) & (seen < raw.shape[0])]] = True
-    rank = np.empty(raw.shape[0], dtype=np.int64)
-    rank[order] = np.arange(order.size)
-    # the `top` most likely tokens the penalty leaves alone, and every penalised one (the penalty moves them): the
-    # top-k of any setting (k ≤ 200) is among them
-    free = order[~penalised[order]]
-    single = np.sort(np.concatenate([free[:top], order[penalised[order]]]).astype(np.int64))
-    single = single[np.argsort(rank[single], kind="stable")]
-    names = labels([int(i) for i in single])
-    tokens = pd.DataFrame({
-        "kind": 0, "i": rank[single], "id": single, "label": names, "l": raw[single],
-        "pen": penalised[single].astype(int), "p0": np.exp(raw[single] - lse), "c": 1,
-    })
-    tail = free[top:]
-    bins = _bins(raw[tail], lse, start=len(order))
-    rows = pd.concat([tokens, bins], ignore_index=True) if len(bins) else tokens
-    tail_top = float(bins["l"].iloc[0]) if len(bins) else float("-inf")
-    return Payload(rows, int(order.size), tail_top, lse, entropy)
-
-
-def _bins(values: np.ndarray, lse: float, start: int) -> pd.DataFrame:
-    """Tail bins of the sorted (descending) logits `values`: runs at most BIN_WIDTH wide and BIN_COUNT long."""
-    out, n, b = [], values.size, 0
-    while b < n:
-        hi = values[b]
-        e = int(np.searchsorted(-values, -(hi - BIN_WIDTH), side="right"))  # values ≥ hi − width
-        e = min(max(e, b + 1), b + BIN_COUNT, n)
-        v = values[b:e]
-        offsets = np.rint((hi - v) / UNIT).astype(np.int64)
-        t = hi - offsets * UNIT  # the logits as the browser unpacks them
-        mu = float(t.mean())
-        d = t - mu
-        row = {"kind": 1, "i": start + len(out), "id": -1, "label": "", "l": float(hi), "pen": 0,
-               "p0": float(np.exp(t - lse).sum()), "c": int(t.size), "lo": float(t[-1]), "mu": mu,
-               "offs": ",".join(map(str, offsets.tolist()))}
-        for k in range(1, MOMENTS + 1):
-            row[f"m{k}"] = float((d ** k).sum())
-        out.append(row)
-        b = e
-    return pd.DataFrame(out)
 
 
 # --------------------------------------------------------------------------- the twin: the spec's steps in Python
@@ -242,10 +162,10 @@ def _fmt(e: str) -> str:
             f"format({e}, '.3%') : split(format({e}, '.1e'), 'e')[0] + '×10' + {exponent})")
 
 
-def _control_params(anchor: Settings) -> list[dict]:
+def _control_params(anchor: Settings, controls) -> list[dict]:
     """One point selection per control, bound to a range input with the control's label and bounds."""
     params = []
-    for name in reversed(CONTROLLED):  # Vega draws the inputs in the reverse order of the parameters
+    for name in reversed(controls):  # Vega draws the inputs in the reverse order of the parameters
         c = CONTROLS[name]
         params.append({
             "name": name, "select": {"type": "point", "fields": ["v"], "clear": False, "on": "none"},
@@ -255,104 +175,173 @@ def _control_params(anchor: Settings) -> list[dict]:
     return params
 
 
-def frame(p: Payload, u: float, step: int) -> pd.DataFrame:
-    """The rows the spec draws from: the payload's, with the constants of this position (u of the draw, its number
-    `step`, which a click reports back,
-    entropy before, vocabulary, log-sum-exp, the tail's top) as columns, so that the spec itself never changes
-    along a path: Streamlit then swaps the data of the chart in place, keeping its inputs and the browser's
-    compiled view."""
+def frame(p: Payload, u: float = 0.5, step: int = 0, group: int = 0, **columns) -> pd.DataFrame:
+    """The rows the spec draws from: the payload's, with the constants of this distribution (u of the draw, its
+    number `step`, which a click reports back, entropy before, vocabulary, log-sum-exp, the tail's top, its `group`,
+    and any `columns` given) as columns, so that the spec itself never changes along a path: Streamlit then swaps
+    the data of the chart in place, keeping its inputs and the browser's compiled view."""
     tail_top = p.tail_top if math.isfinite(p.tail_top) else -1e300
     return p.rows.assign(u=float(u), step=int(step), eb=p.entropy_before, vocab=p.vocab, lse=p.lse,
-                         tail_top=tail_top)
+                         tail_top=tail_top, g=int(group), **columns)
 
 
-def spec(anchor: Settings, view: str = "probability", log_scale: bool = False, shown: int = 15) -> dict:
-    """The instrument as a Vega-Lite dict (its data: `frame`): bars of the `shown` most likely tokens before and
-    after the controls, the figures above them, one draw below; the controls start at `anchor`."""
-    if view not in VIEWS:
-        raise ValueError(f"`view` must be one of {VIEWS}, got {view!r}")
-    n = int(shown)
-    bars_bottom = BARS_TOP + n * ROW_H
-    draw_top = bars_bottom + DRAW_GAP
-    height = draw_top + DRAW_BAR_H
-    S0 = " + ".join(f"datum.m{j} / {float(math.factorial(j))!r} / pow(T, {j})" for j in range(1, MOMENTS + 1))
-    S1 = " + ".join(f"datum.m{j} / {float(math.factorial(j - 1))!r} / pow(T, {j})" for j in range(1, MOMENTS + 1))
-    xm = "(datum.mu / T - datum.m)"
-    cut = CUT_DATA
-    params = [  # the controls' values (a bound selection holds [value] once moved), then what the unpacked bins add
-        *({"name": short, "expr": f"isValid({name}.v) ? toNumber({name}.v) : {getattr(anchor, name)!r}"}
-          for short, name in zip(("T", "K", "P", "MP", "R"), CONTROLLED)),
-        {"name": "G", "expr": "T == 0"},
-        *({"name": f"cut_{f}", "expr": f"length(data('{cut}')) ? data('{cut}')[0].{f} : 0"}
-          for f in ("n", "z", "sx", "mass")),
-        {"name": "cut_kept", "expr": f"pluck(data('{cut}'), 'kid')"},  # penalised tokens the unpacking kept
-    ]
+def _cut(field: str) -> str:
+    """What the unpacked bins of this row's group add to `field` (0 where no cut falls inside a bin)."""
+    return f"(indexof(cut_g, datum.g) < 0 ? 0 : data('{CUT_DATA}')[indexof(cut_g, datum.g)].{field})"
+
+
+def _signals(anchor: Settings, controls) -> list[dict]:
+    """T, K, P, MP, R: a bound control's value (a selection holds [value] once moved), else the anchor's; then the
+    groups whose bins the unpacking opened and the penalised tokens it kept."""
+    out = []
+    for short, name in zip(("T", "K", "P", "MP", "R"), CONTROLLED):
+        fixed = repr(getattr(anchor, name))
+        out.append({"name": short, "expr": f"isValid({name}.v) ? toNumber({name}.v) : {fixed}" if name in controls
+                    else fixed})
+    out.append({"name": "cut_g", "expr": f"pluck(data('{CUT_DATA}'), 'g')"})
+    out.append({"name": "cut_kept", "expr": f"pluck(data('{CUT_DATA}'), 'kid')"})  # g · 2²⁰ + id
+    return out
+
+
+def _pipeline() -> tuple[list[dict], dict]:
+    """The shared transforms (every row: its processed logit s, weight w, order, whether it is kept; every group:
+    the kept totals n0, z0, sx0, mass0) and the layer that unpacks the bins a cut falls in. A row's temperature and
+    top-p are its group's own (columns ot, op) where it has them, else the controls'."""
+    by = ["g"]
+    S0 = " + ".join(f"datum.m{j} / {float(math.factorial(j))!r} / pow(datum.t, {j})" for j in range(1, MOMENTS + 1))
+    S1 = " + ".join(f"datum.m{j} / {float(math.factorial(j - 1))!r} / pow(datum.t, {j})"
+                    for j in range(1, MOMENTS + 1))
+    xm = "(datum.mu / datum.t - datum.m)"
+    order = [{"field": "s", "order": "descending"}, {"field": "i", "order": "ascending"}]
     transforms = [
+        {"calculate": "isValid(datum.ot) ? datum.ot : T", "as": "t"},
+        {"calculate": "isValid(datum.op) ? datum.op : P", "as": "tp"},
+        {"calculate": "datum.t == 0", "as": "gr"},  # greedy
         # 1. repetition penalty (tokens the text holds): positive logits divided, negative ones multiplied
         # 2. then temperature: processed logits s (a bin by its top), weights exp(s − max); a bin's from its
         #    moments: Σ exp(t/T − m) = exp(μ/T − m) Σ_k M_k / (k! T^k)
-        {"calculate": "(datum.pen ? (datum.l > 0 ? datum.l / R : datum.l * R) : datum.l) / (G ? 1 : T)", "as": "s"},
-        {"joinaggregate": [{"op": "max", "field": "s", "as": "m"}]},
-        {"calculate": f"G ? (datum.kind == 0 && datum.s == datum.m ? 1 : 0) : datum.kind == 0 ? "
+        {"calculate": "(datum.pen ? (datum.l > 0 ? datum.l / R : datum.l * R) : datum.l) / (datum.gr ? 1 : datum.t)",
+         "as": "s"},
+        {"joinaggregate": [{"op": "max", "field": "s", "as": "m"}], "groupby": by},
+        {"calculate": f"datum.gr ? (datum.kind == 0 && datum.s == datum.m ? 1 : 0) : datum.kind == 0 ? "
                       f"exp(datum.s - datum.m) : exp({xm}) * (datum.c + {S0})", "as": "w"},
         # 3. the draw's order: processed logit, most likely first
         {"window": [{"op": "sum", "field": "w", "as": "cw"}, {"op": "sum", "field": "c", "as": "cn"},
-                    {"op": "row_number", "as": "rn"}],
-         "sort": [{"field": "s", "order": "descending"}, {"field": "i", "order": "ascending"}]},
+                    {"op": "row_number", "as": "rn"}], "sort": order, "groupby": by},
         # 4. top-k keeps the first K; top-p the tokens with less than P of top-k's mass before them; min-p the
         #    tokens at least MP times as likely as the top one. Each keeps a prefix of that order: st is 1 for a
         #    kept row, 0 for a removed one, 2 for a bin a cut falls in (unpacked by the "cut" layer)
         {"calculate": "K == 0 || datum.cn <= K ? datum.w : 0", "as": "wk"},
-        {"joinaggregate": [{"op": "sum", "field": "wk", "as": "zk"}]},
-        {"calculate": "G ? (datum.rn == 1 ? 1 : 0) : K > 0 && datum.cn > K ? 0 : "
-                      "datum.kind == 1 && ((P < 1 && datum.cw - datum.w < P * datum.zk && P * datum.zk <= datum.cw) || "
-                      "(MP > 0 && exp(datum.lo / T - datum.m) < MP && MP <= exp(datum.s - datum.m))) ? 2 : "
-                      "P < 1 && datum.rn > 1 && datum.cw - datum.w >= P * datum.zk ? 0 : "
-                      "MP > 0 && exp((datum.kind == 1 ? datum.lo / T : datum.s) - datum.m) < MP ? 0 : 1", "as": "st"},
-        # a cut inside a bin (stmax 2): its tokens, and the penalised tokens moved into the tail (which may lie among them), are
-        # decided one by one in their exact order by the "unpacked" layer, each against the whole rows above it
-        # (cwn) plus those of them above it
-        {"joinaggregate": [{"op": "max", "field": "st", "as": "stmax"}]},
-        {"calculate": "datum.st == 2 || (datum.pen && datum.stmax == 2 && datum.s <= datum.tail_top / T)",
+        {"joinaggregate": [{"op": "sum", "field": "wk", "as": "zk"}], "groupby": by},
+        {"calculate": "datum.gr ? (datum.rn == 1 ? 1 : 0) : K > 0 && datum.cn > K ? 0 : "
+                      "datum.kind == 1 && ((datum.tp < 1 && datum.cw - datum.w < datum.tp * datum.zk && "
+                      "datum.tp * datum.zk <= datum.cw) || "
+                      "(MP > 0 && exp(datum.lo / datum.t - datum.m) < MP && MP <= exp(datum.s - datum.m))) ? 2 : "
+                      "datum.tp < 1 && datum.rn > 1 && datum.cw - datum.w >= datum.tp * datum.zk ? 0 : "
+                      "MP > 0 && exp((datum.kind == 1 ? datum.lo / datum.t : datum.s) - datum.m) < MP ? 0 : 1",
+         "as": "st"},
+        # a cut inside a bin (stmax 2): its tokens, and the penalised tokens moved into the tail (which may lie among
+        # them), are decided one by one in their exact order by the "unpacked" layer, each against the whole rows
+        # above it (cwn) plus those of them above it
+        {"joinaggregate": [{"op": "max", "field": "st", "as": "stmax"}], "groupby": by},
+        {"calculate": "datum.st == 2 || (datum.pen && datum.stmax == 2 && datum.s <= datum.tail_top / datum.t)",
          "as": "unpack"},
         {"calculate": "datum.unpack ? 0 : datum.w", "as": "wn"},
-        {"window": [{"op": "sum", "field": "wn", "as": "cwn"}],
-         "sort": [{"field": "s", "order": "descending"}, {"field": "i", "order": "ascending"}]},
+        {"window": [{"op": "sum", "field": "wn", "as": "cwn"}], "sort": order, "groupby": by},
         {"calculate": "datum.st == 1 && !datum.unpack", "as": "kept"},
         {"calculate": "datum.kept ? datum.c : 0", "as": "kc"},
         {"calculate": "datum.kept ? datum.w : 0", "as": "kw"},
-        {"calculate": f"!datum.kept || G ? 0 : datum.kind == 0 ? datum.w * (datum.s - datum.m) : "
+        {"calculate": f"!datum.kept || datum.gr ? 0 : datum.kind == 0 ? datum.w * (datum.s - datum.m) : "
                       f"exp({xm}) * ({xm} * (datum.c + {S0}) + {S1})", "as": "kwx"},
         {"calculate": "datum.kept ? datum.p0 : 0", "as": "kp"},
         {"joinaggregate": [{"op": "sum", "field": "kc", "as": "n0"}, {"op": "sum", "field": "kw", "as": "z0"},
-                           {"op": "sum", "field": "kwx", "as": "sx0"}, {"op": "sum", "field": "kp", "as": "mass0"}]},
+                           {"op": "sum", "field": "kwx", "as": "sx0"}, {"op": "sum", "field": "kp", "as": "mass0"}],
+         "groupby": by},
     ]
     # 5. a bin a cut falls in, unpacked into its tokens (offsets from its top in units of 1e-7), each decided
-    #    alone; what they add reaches the other layers as cut_n, cut_z, cut_sx, cut_mass
+    #    alone; what they add reaches the other layers by group (_cut)
     unpacked = {
         "transform": [
             {"filter": "datum.unpack"},
             {"calculate": "datum.st == 2 ? split(datum.offs, ',') : ['-1']", "as": "parts"},
             {"flatten": ["parts"], "as": ["off"]},
-            {"calculate": f"datum.st == 2 ? (datum.l - toNumber(datum.off) * {UNIT!r}) / T : datum.s", "as": "v"},
+            {"calculate": f"datum.st == 2 ? (datum.l - toNumber(datum.off) * {UNIT!r}) / datum.t : datum.s",
+             "as": "v"},
             {"calculate": "exp(datum.v - datum.m)", "as": "wt"},
             {"window": [{"op": "sum", "field": "wt", "as": "within"}],
-             "sort": [{"field": "v", "order": "descending"}]},
-            {"calculate": "(P >= 1 || datum.cwn + datum.within - datum.wt < P * datum.zk) && "
+             "sort": [{"field": "v", "order": "descending"}], "groupby": by},
+            {"calculate": "(datum.tp >= 1 || datum.cwn + datum.within - datum.wt < datum.tp * datum.zk) && "
                           "(MP <= 0 || datum.wt >= MP) ? 1 : 0", "as": "ok"},
             {"calculate": "datum.ok * datum.wt", "as": "okw"},
             {"calculate": "datum.ok * datum.wt * (datum.v - datum.m)", "as": "okwx"},
-            {"calculate": "datum.ok * (datum.st == 2 ? exp(datum.v * T - datum.lse) : datum.p0)", "as": "okp"},
-            {"calculate": "datum.ok && datum.st != 2 ? datum.id : -1", "as": "kid"},  # a kept penalised token
+            {"calculate": "datum.ok * (datum.st == 2 ? exp(datum.v * datum.t - datum.lse) : datum.p0)", "as": "okp"},
+            {"calculate": "datum.ok && datum.st != 2 ? datum.g * 1048576 + datum.id : -1", "as": "kid"},  # a kept
+            # penalised token
             {"joinaggregate": [{"op": "sum", "field": "ok", "as": "n"}, {"op": "sum", "field": "okw", "as": "z"},
-                               {"op": "sum", "field": "okwx", "as": "sx"}, {"op": "sum", "field": "okp", "as": "mass"}]},
-            {"window": [{"op": "row_number", "as": "item"}]},
+                               {"op": "sum", "field": "okwx", "as": "sx"}, {"op": "sum", "field": "okp", "as": "mass"}],
+             "groupby": by},
+            {"window": [{"op": "row_number", "as": "item"}], "groupby": by},
             {"filter": "datum.item == 1 || datum.kid >= 0"},  # the totals (on every row) and the kept penalised
         ],
         "mark": {"type": "text", "opacity": 0},
         "encoding": {"x": {"value": 0}, "y": {"value": 0}, "text": {"value": ""}},  # (one empty text per item)
     }
-    za = "(datum.z0 + cut_z)"
+    return transforms, unpacked
+
+
+ZA = f"(datum.z0 + {_cut('z')})"  # the kept weight of a row's group
+SURVIVES = {"calculate": "datum.kept || (datum.unpack && indexof(cut_kept, datum.g * 1048576 + datum.id) >= 0)",
+            "as": "survives"}
+
+
+def _figures(y: float, groups: bool) -> dict:
+    """The figures layer: per group, entropy before → after, mass kept, tokens left (a line each with `groups`)."""
+    lines = ("[datum.name + ':  ' + datum.left + '  ·  ' + (width < 520 ? '' : 'entropy ') + format(datum.eb, '.2f') "
+             "+ ' → ' + format(datum.Ha, '.2f') + ' bits  ·  ' + (width < 520 ? datum.massk + ' kept' : "
+             "'mass kept ' + datum.massk)]" if groups else
+             "width < 420 ? [datum.entropy, datum.mass, datum.left] : "  # three short lines on a phone
+             "[datum.entropy, datum.mass + '  ·  ' + datum.left]")
+    return {
+        "transform": [
+            {"filter": "datum.rn == 1"},
+            {"calculate": f"datum.n0 + {_cut('n')}", "as": "N"},
+            {"calculate": f"datum.gr ? 0 : (log({ZA}) - (datum.sx0 + {_cut('sx')}) / {ZA}) / LN2", "as": "Ha"},
+            {"calculate": f"datum.mass0 + {_cut('mass')}", "as": "Mk"},
+            {"calculate": "'Entropy ' + format(datum.eb, '.2f') + ' bits before → ' + format(datum.Ha, '.2f') + ' bits after'",
+             "as": "entropy"},
+            {"calculate": _fmt("datum.Mk"), "as": "massk"},
+            {"calculate": "'Mass kept ' + datum.massk", "as": "mass"},
+            {"calculate": ("format(datum.N, ',') + (width < 520 ? ' left' : ' tokens left')" if groups else
+                           "'Tokens left ' + format(datum.N, ',') + ' of ' + format(datum.vocab, ',')"), "as": "left"},
+            {"calculate": lines, "as": "lines"},
+            {"calculate": f"{y} + 19 * datum.g", "as": "fy"},
+            {"calculate": ("'Figures: ' + (isValid(datum.name) ? datum.name + ': ' : '') + 'tokens left: ' + datum.N + "
+                           "'; entropy after, bits: ' + datum.Ha + '; mass kept: ' + datum.Mk"), "as": "exact"},
+        ],
+        "mark": {"type": "text", "align": "left", "baseline": "top", "fontSize": 14 if not groups else 13,
+                 "lineHeight": 19, "color": style.TEXT, "limit": {"expr": "width"}},
+        "encoding": {"x": {"value": 0},
+                     "y": {"field": "fy", "type": "quantitative", "scale": None} if groups else {"value": y},
+                     "text": {"field": "lines"}, "description": {"field": "exact", "type": "nominal"}},
+    }
+
+
+def spec(anchor: Settings, view: str = "probability", log_scale: bool = False, shown: int = 15,
+         controls=CONTROLLED, draw: bool = True) -> dict:
+    """The instrument as a Vega-Lite dict (its data: `frame`): bars of the `shown` most likely tokens before and
+    after the controls, the figures above them and (with `draw`) one draw below; the `controls` start at `anchor`
+    (the others stay at its values)."""
+    if view not in VIEWS:
+        raise ValueError(f"`view` must be one of {VIEWS}, got {view!r}")
+    if not set(controls) <= set(CONTROLLED):
+        raise ValueError(f"`controls` must be among {CONTROLLED}, got {controls!r}")
+    n = int(shown)
+    bars_bottom = BARS_TOP + n * ROW_H
+    draw_top = bars_bottom + DRAW_GAP
+    height = draw_top + DRAW_BAR_H if draw else bars_bottom + 8
+    params = _signals(anchor, controls)
+    transforms, unpacked = _pipeline()
+    za = ZA
     value = {"probability": "datum.p0", "log-probability": "log(datum.p0)", "logit": "datum.l"}[view]
     value_after = {"probability": "datum.after", "log-probability": "log(datum.after)", "logit": "datum.s"}[view]
     title = {"probability": "probability", "log-probability": "log-probability (natural log)", "logit": "logit"}[view]
@@ -368,7 +357,7 @@ def spec(anchor: Settings, view: str = "probability", log_scale: bool = False, s
     bars = {
         "transform": [
             {"filter": f"datum.kind == 0 && datum.i < {n}"},
-            {"calculate": "datum.kept || (datum.unpack && indexof(cut_kept, datum.id) >= 0)", "as": "survives"},
+            SURVIVES,
             {"calculate": f"datum.survives ? datum.w / {za} : 0", "as": "after"},
             {"calculate": "datum.i + 1", "as": "rank"},
             {"calculate": _fmt("datum.p0"), "as": "p_before"},
@@ -382,7 +371,7 @@ def spec(anchor: Settings, view: str = "probability", log_scale: bool = False, s
              "as": "series"},
             {"calculate": "datum.which == 'va' ? 1 : 0", "as": "slot"},
         ],
-        "params": [*_control_params(anchor),  # (a click on the same token at another position is a new selection)
+        "params": [*_control_params(anchor, controls),  # (a click on the same token at another position is a new selection)
                    {"name": "pick", "select": {"type": "point", "fields": ["id", "step"], "on": "click"}}],
         "mark": {"type": "bar"},
         "encoding": {
@@ -401,26 +390,7 @@ def spec(anchor: Settings, view: str = "probability", log_scale: bool = False, s
             "tooltip": tooltip,
         },
     }
-    figures = {
-        "transform": [
-            {"filter": "datum.rn == 1"},
-            {"calculate": "datum.n0 + cut_n", "as": "N"},
-            {"calculate": f"G ? 0 : (log({za}) - (datum.sx0 + cut_sx) / {za}) / LN2", "as": "Ha"},
-            {"calculate": "datum.mass0 + cut_mass", "as": "Mk"},
-            {"calculate": "'Entropy ' + format(datum.eb, '.2f') + ' bits before → ' + format(datum.Ha, '.2f') + ' bits after'",
-             "as": "entropy"},
-            {"calculate": "'Mass kept ' + " + _fmt("datum.Mk"), "as": "mass"},
-            {"calculate": "'Tokens left ' + format(datum.N, ',') + ' of ' + format(datum.vocab, ',')", "as": "left"},
-            {"calculate": "width < 420 ? [datum.entropy, datum.mass, datum.left] : "  # three short lines on a phone
-                          "[datum.entropy, datum.mass + '  ·  ' + datum.left]", "as": "lines"},
-            {"calculate": "'Figures: tokens left: ' + datum.N + '; entropy after, bits: ' + datum.Ha + '; mass kept: ' + "
-                          "datum.Mk", "as": "exact"},
-        ],
-        "mark": {"type": "text", "align": "left", "baseline": "top", "fontSize": 14, "lineHeight": 19,
-                 "color": style.TEXT},
-        "encoding": {"x": {"value": 0}, "y": {"value": 0}, "text": {"field": "lines"},
-                     "description": {"field": "exact", "type": "nominal"}},
-    }
+    figures = _figures(0, groups=False)
     # the draw: each kept token owns a stretch of [0, 1] as long as its probability, in the draw's order
     lands = f"(datum.cw - datum.w) / {za} <= datum.u && datum.u < datum.cw / {za}"  # u falls in this row's stretch
     stretch = [{"calculate": f"(datum.cw - datum.w) / {za}", "as": "start"},
@@ -445,9 +415,9 @@ def spec(anchor: Settings, view: str = "probability", log_scale: bool = False, s
                                  {"field": "shown", "type": "nominal", "title": "probability"}]},
     }
     other = {
-        "transform": [{"filter": f"datum.kept && datum.kind == 0 && datum.cn == {DRAWN} && datum.n0 + cut_n > {DRAWN}"},
+        "transform": [{"filter": f"datum.kept && datum.kind == 0 && datum.cn == {DRAWN} && datum.n0 + {_cut('n')} > {DRAWN}"},
                       *stretch,
-                      {"calculate": f"format(datum.n0 + cut_n - {DRAWN}, ',') + ' other tokens'", "as": "name"}],
+                      {"calculate": f"format(datum.n0 + {_cut('n')} - {DRAWN}, ',') + ' other tokens'", "as": "name"}],
         "mark": {"type": "bar", "color": OTHER_COLOUR, "stroke": "white", "strokeWidth": 1},
         "encoding": {"x": {"field": "end", "type": "quantitative"}, "x2": {"datum": 1},
                      "y": {"value": draw_top}, "y2": {"value": draw_top + DRAW_BAR_H},
@@ -484,7 +454,66 @@ def spec(anchor: Settings, view: str = "probability", log_scale: bool = False, s
         "params": params,
         "transform": transforms,
         "height": height,
-        "layer": [unpacked, figures, bars, {"layer": [other, stretches, names, spot]}],
+        "layer": [unpacked, figures, bars, *([{"layer": [other, stretches, names, spot]}] if draw else [])],
+        "resolve": {"scale": {"x": "independent", "y": "independent", "color": "independent"}},
+        "autosize": {"type": "fit-x", "contains": "padding"}, "padding": style.PADDING,
+        "config": style.CONFIG,
+    }
+
+
+# --------------------------------------------------------------------------- Compare: several distributions
+
+def compare_spec(anchor: Settings, names: list[str], rows: int, processed: bool = True) -> dict:
+    """Compare's instrument as a Vega-Lite dict (its data: compare.instrument_frame, a group per column): each
+    column's probability of the `rows` tokens on one shared axis (the union of the columns' top tokens, matched by
+    text), ordered by the largest; with `processed`, after the controls (T, K, P, MP, starting at `anchor`; a column's
+    own temperature and top-p win), each column's figures above."""
+    n = len(names)
+    controls = tuple(c for c in CONTROLLED if c != "repetition_penalty") if processed else ()
+    row_h = max(style.ROW + 2, 9 * n + 6)  # px per token: a bar per column
+    figures_h = 19 * n + 6
+    bars_top = figures_h + 62  # the legend, then the x axis
+    bars_bottom = bars_top + int(rows) * row_h
+    colours = [style.COLUMN_COLOURS[i % len(style.COLUMN_COLOURS)] for i in range(n)]
+    value = "datum.after" if processed else "datum.p0"
+    tooltip = [{"field": "name", "type": "nominal", "title": "column"},
+               {"field": "label", "type": "nominal", "title": "token"},
+               {"field": "shown", "type": "nominal", "title": "probability"},
+               {"field": "value", "type": "quantitative", "title": "exact", "format": ".17g"}]
+    bars = {
+        "transform": [
+            {"filter": "datum.kind == 0 && datum.on == 1"},  # the tokens on the shared axis
+            SURVIVES,
+            {"calculate": f"datum.survives ? datum.w / {ZA} : 0", "as": "after"},
+            {"calculate": value, "as": "value"},
+            {"calculate": f"{value} > 0 || !{str(processed).lower()} ? {_fmt(value)} : 'removed'", "as": "shown"},
+        ],
+        "params": _control_params(anchor, controls),
+        "mark": {"type": "bar"},
+        "encoding": {
+            "y": {"field": "label", "type": "nominal", "title": None,
+                  "sort": {"field": "value", "op": "max", "order": "descending"},
+                  "scale": {"range": [bars_top, bars_bottom], "paddingInner": 0.15, "paddingOuter": 0.1},
+                  "axis": {"labelOverlap": False, "labelLimit": style.TOKEN_LABEL_LIMIT,
+                           "labelFontSize": style.LABEL_SIZE}},
+            "yOffset": {"field": "name", "type": "nominal", "sort": list(names),
+                        "scale": {"domain": list(names), "paddingInner": 0.08}},
+            "x": {"field": "value", "type": "quantitative", "stack": None, "scale": {"zero": True},
+                  "title": "probability after the controls" if processed else "probability",
+                  "axis": {"format": "%", "orient": "top", "offset": -(bars_top - 6)}},
+            "color": {"field": "name", "type": "nominal", "scale": {"domain": list(names), "range": colours},
+                      "legend": {"title": None, "orient": "none", "legendX": 0, "legendY": figures_h,
+                                 "direction": "horizontal", "columns": 2}},
+            "tooltip": tooltip,
+        },
+    }
+    transforms, unpacked = _pipeline()
+    return {
+        "$schema": "https://vega.github.io/schema/vega-lite/v6.json",
+        "params": _signals(anchor, controls),
+        "transform": transforms,
+        "height": bars_bottom + 8,
+        "layer": [unpacked, _figures(0, groups=True), bars],
         "resolve": {"scale": {"x": "independent", "y": "independent", "color": "independent"}},
         "autosize": {"type": "fit-x", "contains": "padding"}, "padding": style.PADDING,
         "config": style.CONFIG,

@@ -8,9 +8,10 @@ from dashboard.ui import views
 ui.page_guard()
 
 from dashboard.charts import compare_chart  # noqa: E402
-from dashboard.compare import divergence_row, reading, shared_axis_frame  # noqa: E402
+from dashboard.compare import divergence_row, instrument_frame, reading, shared_axis_frame  # noqa: E402
 from dashboard.links import MAX_COLUMNS, MIN_COLUMNS  # noqa: E402
 from dashboard.sampling import Settings, distribution  # noqa: E402
+from dashboard.ui import instrument as ui_instrument  # noqa: E402
 
 DEFAULT_PROMPTS = [
     ui.SEED_PROMPT,
@@ -73,9 +74,6 @@ def compare_sections() -> None:
     a = b = st.container(horizontal=True)  # one row, on a phone too
     a.button("Add a column", key="cmp_add", disabled=n >= MAX_COLUMNS, on_click=change_columns, args=(1,))
     b.button("Remove last", key="cmp_remove", disabled=n <= MIN_COLUMNS, on_click=change_columns, args=(-1,))
-    with st.expander("Sampling controls (all columns)", expanded=False):
-        shared = Settings(strategy="sample", **ui.decoding_controls(["temperature", "top_k", "top_p", "min_p"],
-                                                                      captions=False))
     o1, o2 = st.columns([2, 1])
     processed = o1.toggle("After the controls", key="cmp_processed",
                           help="Compare the processed distributions (after the sampling controls) instead of the raw ones",
@@ -83,6 +81,7 @@ def compare_sections() -> None:
     k = o2.slider("Top tokens per column", 3, 20, 8, key="cmp_k", bind="query-params")
     ui.bound("cmp_processed", False)
     ui.bound("cmp_k", 8)
+    shared = Settings(strategy="sample", **ui_instrument.current(ui_instrument.INSIDE_CONTROLS))  # held now
     entries, own = [], {}
     for i, col in enumerate(st.columns(n)):
         with col:
@@ -94,14 +93,31 @@ def compare_sections() -> None:
     results = views.column_logits(entries)
     if not results:
         return
-    dists = distributions(results, shared, own, processed)
     engines_used = sorted({results[i][0] for i in results if results[i][3]})
     if engines_used:
         st.caption(f"Columns on an engine ({', '.join(engines_used)}) compare its top tokens only, renormalised.")
-    chart = compare_chart(shared_axis_frame([(f"Prompt {i + 1}", results[i][1], dists[i]) for i in sorted(dists)], k))
-    st.altair_chart(chart, width="stretch", theme=None)
-    ui.chart_downloads(chart, "compare", key="cmp_chart")
+    shared = chart(results, own, k, processed or any(own.values()))
+    dists = distributions(results, shared, own, processed)
+    ui.chart_downloads(lambda: compare_chart(shared_axis_frame(
+        [(f"Prompt {i + 1}", results[i][1], dists[i]) for i in sorted(dists)], k)), "compare", key="cmp_chart")
     divergences(results, dists, k)
+
+
+def chart(results: dict, own: dict, k: int, processed: bool) -> Settings:
+    """The columns' distributions on one token axis, redrawn in the browser as the controls move; the shared
+    settings held now (the divergences below follow when a move settles)."""
+    names = [f"Prompt {i + 1}" for i in sorted(results)]
+    columns = [(f"Prompt {i + 1}", results[i][1], results[i][2], own.get(i)) for i in sorted(results)]
+    data_for = (tuple((name, views.fingerprint(logits), own and (own.temperature, own.top_p))
+                      for name, _, logits, own in columns), k)
+    settings = ui_instrument.show_compare(data_for, lambda: instrument_frame(columns, k), names, processed)
+    if processed:
+        st.caption("Move a control: every column follows at once (a column's own temperature and top-p win); the "
+                   "divergences below follow when you let go.")
+    else:
+        st.caption("Raw distributions: turn on **After the controls** to reshape every column with the sampling "
+                   "controls.")
+    return settings
 
 
 compare()

@@ -4,6 +4,8 @@ import streamlit as st
 
 from dashboard import ui
 from dashboard.ui import inside as views
+from dashboard.ui import instrument as ui_instrument
+from dashboard.ui.views import fingerprint
 
 ui.page_guard()
 
@@ -12,7 +14,7 @@ from dashboard.charts import before_after_chart, before_after_frame  # noqa: E40
 from dashboard.draw import table_text, top_table  # noqa: E402
 from dashboard.inside_charts import attention_heatmap, bars_over_tokens, lens_heatmap, track_chart  # noqa: E402
 from dashboard.links import INSIDE_VIEWS  # noqa: E402
-from dashboard.sampling import Settings, distribution  # noqa: E402
+from dashboard.sampling import distribution  # noqa: E402
 from dashboard.tokens import visible  # noqa: E402
 
 st.title("🔬 Inside the model")
@@ -45,14 +47,13 @@ def lens_section(study: views.Study) -> None:
     ui.chart_downloads(heat, f"lens-{model_key}", key="in_heat")
     ui.download_buttons(table, f"lens-{model_key}", key="in_lens")
     layer, position = views.layer_and_position(n_layers, len(study.ids), first_layer=0)
-    with st.expander("Sampling controls for this cell's distribution"):
-        values = ui.decoding_controls(["temperature", "top_k", "top_p", "min_p"], captions=False)
-    dist = distribution(study.lens_row(layer, position), Settings(strategy="sample", **values))
     st.markdown(f"**Layer {layer}, after position {position}** "
-                f"(`{visible(study.tok.decode([study.ids[position]]))}`); the sampling controls apply")
-    cell_chart = before_after_chart(before_after_frame(study.tok, dist, 12))
-    st.altair_chart(cell_chart, width="stretch", theme=None)
-    ui.chart_downloads(cell_chart, f"lens-cell-{model_key}", key="in_cell")
+                f"(`{visible(study.tok.decode([study.ids[position]]))}`): move a control and the chart follows at once")
+    row = study.lens_row(layer, position)
+    settings = ui_instrument.show_logits("in", (model_key, layer, position, fingerprint(row)), row, study.tok)
+    dist = distribution(row, settings)  # the table and the downloads: when a move settles
+    ui.chart_downloads(lambda: before_after_chart(before_after_frame(study.tok, dist, 12)), f"lens-cell-{model_key}",
+                       key="in_cell")
     ui.text_table(table_text(top_table(study.tok, dist, 12)))
 
 

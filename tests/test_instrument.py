@@ -13,7 +13,9 @@ import pytest
 import torch
 
 from dashboard import instrument
-from dashboard.instrument import payload, spec, twin
+from dashboard import payload as payload_mod
+from dashboard.instrument import spec, twin
+from dashboard.payload import payload
 from dashboard.sampling import Settings, distribution, entropy_bits
 from dashboard.ui.instrument import picked_id, values_from_selection
 
@@ -51,12 +53,12 @@ def test_the_twin_matches_distribution_on_the_real_model_over_the_grid(smollm):
     logits, ids = model_logits(smollm, "Udacity is the best place to learn about generative AI, and the best place")
     data = payload(logits, ids, labels)
     rows = data.rows
-    assert (rows["kind"] == 1).sum() > 50 and ((rows["pen"] == 1) & (rows["i"] >= instrument.TOP_ROWS)).any()
+    assert (rows["kind"] == 1).sum() > 50 and ((rows["pen"] == 1) & (rows["i"] >= payload_mod.TOP_ROWS)).any()
     deep = 0
     for g in GRID:
         s = Settings(strategy="sample", **g)
         check(data, logits, ids, s)
-        deep += twin(data, s).kept > instrument.TOP_ROWS
+        deep += twin(data, s).kept > payload_mod.TOP_ROWS
     assert deep >= 10  # many cuts fell inside the tail's bins, exactly
 
 
@@ -98,13 +100,13 @@ def test_payload_rows_bins_and_offsets_are_compact_and_unpack_to_the_logits():
     data = payload(logits, [5, 7, 40_000], labels)
     rows = data.rows
     tokens, bins = rows[rows["kind"] == 0], rows[rows["kind"] == 1]
-    assert len(tokens) == instrument.TOP_ROWS + 3 and tokens["i"].is_monotonic_increasing
-    assert bins["c"].sum() + len(tokens) == 49_152 and bins["c"].max() <= instrument.BIN_COUNT
-    assert ((bins["l"] - bins["lo"]) <= instrument.BIN_WIDTH + 1e-9).all()
+    assert len(tokens) == payload_mod.TOP_ROWS + 3 and tokens["i"].is_monotonic_increasing
+    assert bins["c"].sum() + len(tokens) == 49_152 and bins["c"].max() <= payload_mod.BIN_COUNT
+    assert ((bins["l"] - bins["lo"]) <= payload_mod.BIN_WIDTH + 1e-9).all()
     raw = np.sort(logits.numpy().astype(np.float64))[::-1]
     first = bins.iloc[0]
-    unpacked = first["l"] - np.array([int(o) for o in first["offs"].split(",")]) * instrument.UNIT
-    assert np.abs(unpacked - raw[instrument.TOP_ROWS:instrument.TOP_ROWS + len(unpacked)]).max() <= 5e-8
+    unpacked = first["l"] - np.array([int(o) for o in first["offs"].split(",")]) * payload_mod.UNIT
+    assert np.abs(unpacked - raw[payload_mod.TOP_ROWS:payload_mod.TOP_ROWS + len(unpacked)]).max() <= 5e-8
     assert len(json.dumps(rows.to_dict(orient="records"), default=str)) < 900_000
 
 
@@ -122,7 +124,7 @@ def test_the_spec_compiles_and_the_unpacked_layer_is_the_data_its_signals_read()
     assert "joinaggregate" in [t["type"] for t in cut["transform"]]
     assert any(t.get("type") == "flatten" for t in cut["transform"])
     signals = {s["name"] for s in vega["signals"]}
-    assert {"T", "K", "P", "MP", "R", "cut_n", "cut_z", *(f"{n}_v" for n in instrument.CONTROLLED)} <= signals
+    assert {"T", "K", "P", "MP", "R", "cut_g", "cut_kept", *(f"{n}_v" for n in instrument.CONTROLLED)} <= signals
 
 
 def test_the_spec_depends_on_the_starting_values_and_the_view_only():

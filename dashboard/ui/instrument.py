@@ -9,31 +9,34 @@ import functools
 import streamlit as st
 
 from dashboard import instrument, ui
+from dashboard.payload import payload
 from dashboard.ui import layout
 from dashboard.settings import CONTROLS, Settings, coerce
 
-STATE = "nt_inst"  # {"for": what the spec depends on, "gen": its widget generation, "anchor", "current"}
+PREFIXES = ("nt", "cmp", "in")  # Next token, Compare, Inside: each page's instrument keys start "<prefix>_inst"
 CSS = """
-[class*="st-key-nt_inst_"] .vega-embed { display: flex; flex-direction: column-reverse; width: 100%; }
-[class*="st-key-nt_inst_"] .vega-bindings {
+[class*="st-key-PFX_inst_"] .vega-embed { display: flex; flex-direction: column-reverse; width: 100%; }
+[class*="st-key-PFX_inst_"] .vega-bindings {
   display: grid !important; grid-template-columns: repeat(auto-fill, minmax(260px, 1fr)); gap: 2px 28px;
   margin: 0 0 10px;
   width: 100%; box-sizing: border-box;
 }
-[class*="st-key-nt_inst_"] .vega-bind label {
+[class*="st-key-PFX_inst_"] .vega-bind label {
   display: grid !important; grid-template-columns: 8.6em minmax(0, 1fr) 2.8em; align-items: center; gap: 8px;
   margin: 0; width: 100%;
 }
-[class*="st-key-nt_inst_"] .vega-bind-name { font-size: 0.92rem; white-space: nowrap; }
-[class*="st-key-nt_inst_"] .vega-bind input[type="range"] { width: 100% !important; min-width: 0; margin: 0;
+[class*="st-key-PFX_inst_"] .vega-bind-name { font-size: 0.92rem; white-space: nowrap; }
+[class*="st-key-PFX_inst_"] .vega-bind input[type="range"] { width: 100% !important; min-width: 0; margin: 0;
   accent-color: #4f46e5; }
-[class*="st-key-nt_inst_"] .vega-bind input[type="range"] + span { text-align: right; font-variant-numeric: tabular-nums; }
+[class*="st-key-PFX_inst_"] .vega-bind input[type="range"] + span { text-align: right; font-variant-numeric: tabular-nums; }
 """
+INSIDE_CONTROLS = ("temperature", "top_k", "top_p", "min_p")  # a layer's guess, Compare's columns: no penalty
 
 
-def current() -> dict:
-    """The browser controls' values this session (a link seeds them; the instrument moves them), by name."""
-    return {name: st.session_state.get(name, CONTROLS[name].default) for name in instrument.CONTROLLED}
+def current(controls=instrument.CONTROLLED) -> dict:
+    """The browser controls' values this session (a link seeds them; an instrument moves them), by name: every
+    page's instrument holds the same values."""
+    return {name: st.session_state.get(name, CONTROLS[name].default) for name in controls}
 
 
 def keep_in_link(values: dict) -> None:
@@ -71,52 +74,91 @@ def picked_id(selection, vocab: int, step: int) -> int | None:
     return int(raw) if 0 <= raw < vocab and int(at) == step else None
 
 
-def _moved(key: str, vocab: int, step: int, on_pick) -> None:
+def _moved(prefix: str, key: str, vocab: int, step: int, on_pick) -> None:
     """on_select: values the browser reports after a move settles, or a clicked bar."""
     selection = (st.session_state.get(key) or {}).get("selection") or {}
-    state = st.session_state.get(STATE) or {}
+    state = st.session_state.get(f"{prefix}_inst") or {}
     for name, value in values_from_selection(selection).items():
         st.session_state[name] = value
         state.setdefault("current", {})[name] = value  # the chart shows it already: no new spec
-    token_id = picked_id(selection, vocab, step)
+    token_id = picked_id(selection, vocab, step) if on_pick else None
     if token_id is not None:
         on_pick(token_id)
 
 
+def _version(prefix: str, data_for, build):
+    """(data_for, data, {}, number) for what `data_for` names: built once, with a new number for every new one (an
+    undo too), so a click on the same bar as before is a new click."""
+    cached = st.session_state.get(f"{prefix}_inst_payload")
+    if cached is None or cached[0] != data_for:
+        version = st.session_state.get(f"{prefix}_inst_version", 0) + 1
+        st.session_state[f"{prefix}_inst_version"] = version
+        st.session_state[f"{prefix}_inst_payload"] = cached = (data_for, build(), {}, version)
+    return cached
+
+
+def _draw(prefix: str, data, spec_for, build_spec, controls, vocab: int = 0, step: int = 0, on_pick=None) -> None:
+    """The chart: its spec rebuilt only when `spec_for` or the values held change elsewhere (a new chart, whose
+    inputs start at the values held now); otherwise byte-identical, with `data` swapped in place."""
+    layout.style(CSS.replace("PFX", prefix))
+    values = current(controls)
+    keep_in_link(values)
+    state = st.session_state.get(f"{prefix}_inst")
+    if state is None or state["for"] != spec_for or state["current"] != values:
+        gen = (state or {}).get("gen", 0) + 1
+        anchor = Settings(strategy="sample", **values)
+        state = {"for": spec_for, "gen": gen, "anchor": anchor, "current": dict(values), "spec": build_spec(anchor)}
+        st.session_state[f"{prefix}_inst"] = state
+    key = f"{prefix}_inst_{state['gen']}"
+    selections = [*controls, *(["pick"] if on_pick else [])]
+    if not selections:  # nothing to report (Compare's raw view)
+        st.vega_lite_chart(data, spec=state["spec"], width="stretch", theme=None, key=key)
+        return
+    st.vega_lite_chart(data, spec=state["spec"], width="stretch", theme=None, key=key,
+                       on_select=functools.partial(_moved, prefix, key, vocab, step, on_pick),
+                       selection_mode=selections)
+
+
 def show(path, tok, seed: int, view: str, log_scale: bool, shown: int, on_pick) -> Settings:
-    """Draw the instrument for `path` and return the settings it holds now (strategy sample, `seed`)."""
+    """Draw Next token's instrument for `path` and return the settings it holds now (strategy sample, `seed`)."""
     from dashboard.charts import unique_labels
     from dashboard.sampling import draw_u
 
-    layout.style(CSS)
-    values = current()
-    keep_in_link(values)
     data_for = (id(path), tuple(path.ids))
-    cached = st.session_state.get("nt_inst_payload")
-    if cached is None or cached[0] != data_for:
-        data = instrument.payload(path.logits, path.ids, lambda ids: unique_labels([tok.decode([i]) for i in ids], ids))
-        # every new position gets a new number (an undo too), so a click on the same bar as before is a new click
-        version = st.session_state.get("nt_inst_version", 0) + 1
-        st.session_state["nt_inst_version"] = version
-        st.session_state["nt_inst_payload"] = cached = (data_for, data, {})
-    data, frames, version = cached[1], cached[2], st.session_state["nt_inst_version"]
+    _, data, frames, version = _version("nt", data_for, lambda: payload(
+        path.logits, path.ids, lambda ids: unique_labels([tok.decode([i]) for i in ids], ids)))
     u = draw_u(seed, len(path.steps))
     if u not in frames:
         frames.clear()
         frames[u] = instrument.frame(data, u, version)
-    spec_for = (view, log_scale, shown)  # the spec depends on these and the starting values only, never the path
-    state = st.session_state.get(STATE)
-    if state is None or state["for"] != spec_for or state["current"] != values:
-        gen = (state or {}).get("gen", 0) + 1  # a new chart: its inputs start at the values held now
-        anchor = Settings(strategy="sample", **values)
-        state = {"for": spec_for, "gen": gen, "anchor": anchor, "current": dict(values),
-                 "spec": instrument.spec(anchor, view, log_scale, shown)}
-        st.session_state[STATE] = state
-    key = f"nt_inst_{state['gen']}"
-    st.vega_lite_chart(frames[u], spec=state["spec"], width="stretch", theme=None, key=key,
-                       on_select=functools.partial(_moved, key, int(path.logits.shape[-1]), version, on_pick),
-                       selection_mode=[*instrument.CONTROLLED, "pick"])
+    _draw("nt", frames[u], (view, log_scale, shown), lambda a: instrument.spec(a, view, log_scale, shown),
+          instrument.CONTROLLED, int(path.logits.shape[-1]), version, on_pick)
     return Settings(strategy="sample", seed=seed, **current())
+
+
+def show_logits(prefix: str, data_for, logits, tok, shown: int = 12, controls=INSIDE_CONTROLS) -> Settings:
+    """Draw an instrument for one distribution's raw `logits` (no text to penalise, no draw) and return the
+    settings it holds now; `data_for` names the logits (the data is built once for it)."""
+    from dashboard.charts import unique_labels
+
+    _, data, frames, _ = _version(prefix, data_for, lambda: payload(
+        logits, [], lambda ids: unique_labels([tok.decode([i]) for i in ids], ids), top=max(shown, 50)))
+    if not frames:
+        frames[0] = instrument.frame(data)
+    _draw(prefix, frames[0], ("logits", shown), lambda a: instrument.spec(a, shown=shown, controls=controls,
+                                                                           draw=False), controls)
+    return Settings(strategy="sample", **current(controls))
+
+
+def show_compare(data_for, build, names: list[str], processed: bool) -> Settings:
+    """Draw Compare's instrument: `build()` gives its data and the number of tokens on its shared axis
+    (compare.instrument_frame) for what `data_for` names; with `processed` the controls act on every column. The
+    settings held now."""
+    _, (data, rows), _, _ = _version("cmp", data_for, build)
+    controls = INSIDE_CONTROLS if processed else ()
+    _draw("cmp", data, (tuple(names), rows, processed),
+          lambda a: instrument.compare_spec(a, names, rows, processed), controls)
+    return Settings(strategy="sample", **current(INSIDE_CONTROLS))
 
 
 def controls_help() -> None:

@@ -197,6 +197,13 @@ def column_inputs(i: int, default_prompt: str, shared: Settings, sidebar_model: 
     return (sidebar_model if choice == COMPARE_SIDEBAR else choice), ui.checked_prompt(raw), settings
 
 
+def fingerprint(logits) -> str:
+    """A short digest of a logits tensor: the same numbers, the same text (what an instrument's data is built for)."""
+    import hashlib
+
+    return hashlib.blake2b(logits.detach().cpu().numpy().tobytes(), digest_size=16).hexdigest()
+
+
 def column_logits(entries: list[tuple[int, str, str]]) -> dict:
     """{column: (model key, tokenizer, next-token logits, partial)}: one padded batch forward per model (on an
     engine: concurrent requests it batches), kept in the session so moving a control runs no model."""

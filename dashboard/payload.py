@@ -1,0 +1,96 @@
+"""What the browser needs to apply the sampling controls to one next-token distribution exactly: the most likely
+tokens one by one (plus every token the text holds, which the repetition penalty moves, and any the page asks for),
+and the rest of the vocabulary (the tail) as bins of tokens whose raw logits lie within BIN_WIDTH of each other.
+
+A bin carries its count, raw probability and central moments, which give its summed weight exp(logit / T) at any
+temperature to ~1e-10 of itself where it counts, and its logits themselves, offsets from the bin's top in units of
+UNIT, which the browser unpacks only for a bin where a top-p or min-p cut falls: tokens left is exact wherever the
+cut lands. The spec that reads it and its Python twin: dashboard/instrument.py."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+TOP_ROWS = 200  # tokens sent one by one
+BIN_WIDTH = 0.3  # logits: with 8 moments a bin's weight is exact to ~1e-10 of itself where it counts
+BIN_COUNT = 400  # at most this many tokens in a bin (an unpacked bin is this many rows at most)
+MOMENTS = 8  # central moments M1..M8 of a bin's logits
+UNIT = 1e-7  # logit offsets within a bin, in these units (an error ≤ 5e-8 in a logit)
+
+
+@dataclass(frozen=True)
+class Payload:
+    """What the browser needs for one position: `rows` (tokens, then tail bins; the Vega dataset) and the
+    constants the figures use."""
+
+    rows: pd.DataFrame
+    vocab: int  # tokens with a finite logit (an engine: its top N)
+    tail_top: float  # the raw logit of the first tail token (a penalised token below it may lie inside a bin)
+    lse: float  # log-sum-exp of the raw logits
+    entropy_before: float  # bits
+
+    @property
+    def tokens(self) -> pd.DataFrame:
+        """The rows that are single tokens, in raw rank order."""
+        return self.rows[self.rows["kind"] == 0]
+
+
+def payload(logits, prev_ids, labels, top: int = TOP_ROWS, extra=()) -> Payload:
+    """The instrument's data for raw `logits` (vocab,) after the text `prev_ids`; `labels(ids)` gives the shown
+    text of those tokens (unique, escaped by the chart); `extra` ids are sent one by one too (wherever they rank)."""
+    raw = np.asarray(logits, dtype=np.float32).astype(np.float64).reshape(-1)  # (vocab,)
+    finite = np.isfinite(raw)
+    ids = np.nonzero(finite)[0]
+    order = ids[np.argsort(-raw[ids], kind="stable")]  # finite ids, most likely first (ties by id)
+    lse = float(np.logaddexp.reduce(raw[order]))
+    probs = np.exp(raw[order] - lse)
+    entropy = float(-(probs[probs > 0] * np.log2(probs[probs > 0])).sum())
+    penalised, single_out = np.zeros(raw.shape[0], dtype=bool), np.zeros(raw.shape[0], dtype=bool)
+    for mask, chosen in ((penalised, prev_ids), (single_out, extra)):
+        chosen = np.asarray(sorted(set(int(i) for i in chosen)), dtype=np.int64)
+        if chosen.size:
+            mask[chosen[(chosen >= 0) & (chosen < raw.shape[0])]] = True
+    single_out &= finite
+    rank = np.empty(raw.shape[0], dtype=np.int64)
+    rank[order] = np.arange(order.size)
+    # the `top` most likely tokens the penalty leaves alone, every penalised one (the penalty moves them) and the
+    # extra ones: the top-k of any setting (k ≤ 200) is among them
+    free = order[~penalised[order]]
+    single = np.unique(np.concatenate([free[:top], order[penalised[order]], np.nonzero(single_out)[0]]).astype(np.int64))
+    single = single[np.argsort(rank[single], kind="stable")]
+    names = labels([int(i) for i in single])
+    tokens = pd.DataFrame({
+        "kind": 0, "i": rank[single], "id": single, "label": names, "l": raw[single],
+        "pen": penalised[single].astype(int), "p0": np.exp(raw[single] - lse), "c": 1,
+    })
+    tail = free[top:]
+    tail = tail[~single_out[tail]]
+    bins = _bins(raw[tail], lse, start=len(order))
+    rows = pd.concat([tokens, bins], ignore_index=True) if len(bins) else tokens
+    tail_top = float(bins["l"].iloc[0]) if len(bins) else float("-inf")
+    return Payload(rows, int(order.size), tail_top, lse, entropy)
+
+
+def _bins(values: np.ndarray, lse: float, start: int) -> pd.DataFrame:
+    """Tail bins of the sorted (descending) logits `values`: runs at most BIN_WIDTH wide and BIN_COUNT long."""
+    out, n, b = [], values.size, 0
+    while b < n:
+        hi = values[b]
+        e = int(np.searchsorted(-values, -(hi - BIN_WIDTH), side="right"))  # values ≥ hi − width
+        e = min(max(e, b + 1), b + BIN_COUNT, n)
+        v = values[b:e]
+        offsets = np.rint((hi - v) / UNIT).astype(np.int64)
+        t = hi - offsets * UNIT  # the logits as the browser unpacks them
+        mu = float(t.mean())
+        d = t - mu
+        row = {"kind": 1, "i": start + len(out), "id": -1, "label": "", "l": float(hi), "pen": 0,
+               "p0": float(np.exp(t - lse).sum()), "c": int(t.size), "lo": float(t[-1]), "mu": mu,
+               "offs": ",".join(map(str, offsets.tolist()))}
+        for k in range(1, MOMENTS + 1):
+            row[f"m{k}"] = float((d ** k).sum())
+        out.append(row)
+        b = e
+    return pd.DataFrame(out)
