@@ -1,4 +1,5 @@
-"""Issue 18's figures, measured in Chromium on a served app: a slider move on Next token redrawn in the browser,
+"""Issue 18's figures, measured in Chromium on a served app: a slider move on Next token (then on Compare and on
+the Inside cell) redrawn in the browser,
 the server's CPU during a drag, the page following after the release, Append and a bar click against a raw decode
 step, all of it again while 7 other sessions (websocket clients, bench/wsclient.py) append and generate on the same
 server, and the plainest one-slider Streamlit app as the baseline measured in the same run."""
@@ -222,6 +223,12 @@ def measure(moves: int = 16) -> dict:
                     out["class_append"] = clicks(page, "append")
                     out["class_load"] = load()
                 out["class_runs"] = len(room.times)
+                for name, path in (("compare", "/compare?cmp_processed=true"), ("inside", "/inside")):
+                    page.goto(f"{base}{path}", timeout=300_000)  # the same controls on the other two pages
+                    page.locator(TEMPERATURE).wait_for(timeout=300_000)
+                    settle(page)
+                    out[name] = key_moves(page, TEMPERATURE, FIGURES_JS, CHANGED_JS, moves, gap_s=0.4)
+                    out[f"{name}_load"] = load()
                 context.close()
         finally:
             browser.close()

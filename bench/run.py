@@ -209,7 +209,8 @@ def bench_browser() -> None:
     from bench.instant import measure, med, pct
 
     names = ("slider_browser_ms", "slider_vs_one_slider_app", "slider_server_cpu_ms", "after_release_ms", "append_ms",
-             "pick_ms", "class8_slider_ms", "class8_append_ratio")
+             "pick_ms", "class8_slider_ms", "class8_append_ratio", "compare_slider_browser_ms",
+             "inside_slider_browser_ms")
     try:
         r = measure(moves=16)
     except Exception as exc:
@@ -236,6 +237,11 @@ def bench_browser() -> None:
                f"(a button on the one-slider app) {floor:.0f} ms",
                note=f"click → new distribution drawn and the run over, median of {len(r[key])}; goal 1.5 × raw step + "
                     f"floor; {r['click_load']}")
+    for name, key, where in (("compare_slider_browser_ms", "compare", "/compare (two columns, After the controls on)"),
+                             ("inside_slider_browser_ms", "inside", "/inside (the lens cell's distribution)")):
+        record(name, med(r[key]), 50, "ms",
+               note=f"key press → redrawn chart on {where}, median of {len(r[key])} moves, p95 {pct(r[key], 0.95):.0f} "
+                    f"ms; {r[key + '_load']}")
     cs = r["class_slider"]
     record("class8_slider_ms", med(cs), 100, "ms",
            note=f"as slider_browser_ms with 7 other sessions (websocket clients: 4 appending, 3 generating; "
@@ -243,20 +249,6 @@ def bench_browser() -> None:
     record("class8_append_ratio", med(r["class_append"]) / med(r["append"]), 3, "ratio", baseline="append_ms alone",
            note=f"Append with the 7 others busy: {med(r['class_append']):.0f} ms vs {med(r['append']):.0f} ms; "
                 f"{r['class_load']}")
-
-
-def bench_compare_browser() -> None:
-    """Compare's shared temperature in Chromium (still a server round trip per move: not yet in the browser)."""
-    from bench.page import browser_sliders
-
-    try:
-        out = browser_sliders(moves=8)["compare"]
-    except Exception as exc:
-        record("compare_slider_browser_ms", None, 50, "ms", note=f"skipped: {type(exc).__name__}: {str(exc)[:200]}")
-        return
-    record("compare_slider_browser_ms", out["ms"], 50, "ms",
-           note=f"/compare shared temperature (processed view on), median of {out['moves']} keyboard moves; a server "
-                f"rerun per move (server CPU {out['server_cpu']:.0f} ms per move); load {os.getloadavg()[0]:.1f}")
 
 
 # --------------------------------------------------------------------------- the server's own changes, one by one
@@ -544,7 +536,6 @@ def main() -> int:
     bench_cold_start()
     if os.environ.get("BENCH_BROWSER", "1") != "0":
         bench_browser()
-        bench_compare_browser()
         bench_class8()
     if os.environ.get("BENCH_SESSIONS", "1") != "0":
         bench_sessions()

@@ -472,7 +472,7 @@ def compare_spec(anchor: Settings, names: list[str], rows: int, processed: bool 
     controls = tuple(c for c in CONTROLLED if c != "repetition_penalty") if processed else ()
     row_h = max(style.ROW + 2, 9 * n + 6)  # px per token: a bar per column
     figures_h = 19 * n + 6
-    bars_top = figures_h + 62  # the legend, then the x axis
+    bars_top = figures_h + 18 * math.ceil(n / 2) + 46  # the legend (two columns a row), then the x axis
     bars_bottom = bars_top + int(rows) * row_h
     colours = [style.COLUMN_COLOURS[i % len(style.COLUMN_COLOURS)] for i in range(n)]
     value = "datum.after" if processed else "datum.p0"

@@ -266,15 +266,20 @@ def test_compare_across_two_models_says_different_models_and_uses_each_models_nu
     prompt2 = at.text_area(key="cmp_prompt_1").value
     probs = next_token_logits(tiny.model, encode(tiny.tokenizer, prompt2)).softmax(-1)
     top = int(probs.argmax())
-    _, data = vega_chart(at)
+    import pyarrow as pa
+
     from dashboard.tokens import visible
 
-    bar = data[(data["column"] == "Prompt 2") & (data["token"] == visible(tiny.tokenizer.decode([top])))]
-    assert len(bar) == 1 and bar["probability"].iloc[0] == pytest.approx(float(probs[top]), abs=1e-5)
+    chart = next(c for c in at.get("vega_lite_chart") if "datum.on == 1" in c.proto.spec)  # the instrument's
+    data = pa.ipc.open_stream(chart.proto.data.data).read_pandas()  # what the browser gets: a group per column
+    shown = data[data["on"] == 1]
+    bar = shown[(shown["name"] == "Prompt 2") & (shown["label"] == visible(tiny.tokenizer.decode([top])))]
+    assert len(bar) == 1 and bar["p0"].iloc[0] == pytest.approx(float(probs[top]), abs=1e-5)
+    assert bar["vocab"].iloc[0] == tiny.model.config.vocab_size
     smol_probs = next_token_logits(smollm.model, encode(smollm.tokenizer, at.text_area(key="cmp_prompt_0").value)).softmax(-1)
     smol_top = int(smol_probs.argmax())
-    bar = data[(data["column"] == "Prompt 1") & (data["token"] == visible(smollm.tokenizer.decode([smol_top])))]
-    assert len(bar) == 1 and bar["probability"].iloc[0] == pytest.approx(float(smol_probs[smol_top]), abs=1e-4)
+    bar = shown[(shown["name"] == "Prompt 1") & (shown["label"] == visible(smollm.tokenizer.decode([smol_top])))]
+    assert len(bar) == 1 and bar["p0"].iloc[0] == pytest.approx(float(smol_probs[smol_top]), abs=1e-4)
     assert not torch.equal(probs[:100], smol_probs[:100])
 
 

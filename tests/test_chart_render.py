@@ -81,10 +81,10 @@ def _merge(base: dict, top: dict) -> dict:
 
 def page_theme(page: str):
     """The `theme` every chart call of pages/<page>.py passes ("streamlit" when it passes none): its st.altair_chart
-    calls, and Next token's instrument (dashboard/ui/instrument.py's st.vega_lite_chart) where the page shows it."""
+    calls, and an instrument's (dashboard/ui/instrument.py's st.vega_lite_chart) where the page shows one."""
     source = (ROOT / "pages" / f"{page}.py").read_text()
     trees = [ast.parse(source)]
-    if "ui_instrument.show(" in source:
+    if "ui_instrument." in source:
         trees.append(ast.parse((ROOT / "dashboard" / "ui" / "instrument.py").read_text()))
     themes = set()
     for node in (n for tree in trees for n in ast.walk(tree)):
@@ -253,6 +253,48 @@ def test_compare_chart_orders_by_largest_probability(tiny_gpt2, gpt2_tokenizer, 
     in_order(found, expected, "y")
     bars_match_labels(d, found, "token")
     assert {t.text for t in d.legend_labels()} == {f"Prompt {i + 1}" for i in range(n)}
+
+
+class Spec:
+    """A Vega-Lite dict (an instrument's) where screen() expects an Altair chart, with its data."""
+
+    def __init__(self, spec: dict, frame):
+        self.spec = {**spec, "data": {"values": json.loads(frame.to_json(orient="records"))}}
+
+    def to_json(self) -> str:
+        return json.dumps(self.spec)
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize("n", [2, MAX_COLUMNS])
+def test_compares_instrument_orders_by_largest_probability_and_names_every_bar(tiny_gpt2, gpt2_tokenizer, width, n):
+    """What Compare draws in the browser: the shared axis by each token's largest probability after the controls,
+    every token labelled, every bar in its label's band, every column in the legend and in the figures."""
+    from dashboard.compare import instrument_frame
+    from dashboard.instrument import compare_spec
+
+    settings = Settings(strategy="sample", temperature=0.8, top_p=0.9)
+    columns = []
+    for i, text in enumerate([FRANCE, "The capital of Italy is", "The capital of Spain is", LONG][:n]):
+        logits = tiny_gpt2(torch.tensor([encode(gpt2_tokenizer, text)])).logits[0, -1]
+        columns.append((f"Prompt {i + 1}", gpt2_tokenizer, logits, None))
+    frame, rows = instrument_frame(columns, 8)
+    best = {}
+    for g, (_, tok, logits, _) in enumerate(columns):
+        after = distribution(logits, settings).after
+        for t in frame.loc[(frame["on"] == 1) & (frame["g"] == g), "id"]:
+            label = visible(tok.decode([int(t)]))
+            best[label] = max(best.get(label, 0.0), float(after[int(t)]))
+    expected = sorted(best, key=lambda t: -best[t])
+    assert len(expected) == rows
+    d = screen(Spec(compare_spec(settings, [c[0] for c in columns], rows), frame), width, "compare")
+    found = token_axis(d, expected)
+    positive = [e for e in expected if best[e] > 0]  # (removed everywhere: order among zeros is Vega's)
+    in_order(found, positive, "y")
+    bars_match_labels(d, found, "token")
+    assert {t.text for t in d.legend_labels()} == {f"Prompt {i + 1}" for i in range(n)}
+    shown = " ".join(t.text for t in d.mark_texts())
+    assert all(f"Prompt {i + 1}:" in shown for i in range(n))
 
 
 # --------------------------------------------------------------------------- inside

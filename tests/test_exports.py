@@ -57,7 +57,9 @@ def _calls(path, name):
 def test_pages_download_only_through_the_safe_helpers(page):
     assert not _calls(page, "download_button"), "use ui.download_buttons (neutralised CSV)"
     assert not _calls(page, "to_csv")
-    instruments = len(_calls(page, "show")) if "ui_instrument" in page.read_text() else 0  # Next token's: its
-    # distribution and its draw in one chart, exported as the two charts they are
-    assert len(_calls(page, "altair_chart")) + 2 * instruments == len(_calls(page, "chart_downloads")), \
+    # an instrument (dashboard/ui/instrument.py) is exported as the Altair charts it shows: Next token's its
+    # distribution and its draw, Compare's and the Inside cell's their distributions
+    instruments = (sum(n * len(_calls(page, f)) for f, n in (("show", 2), ("show_logits", 1), ("show_compare", 1)))
+                   if "ui_instrument" in page.read_text() else 0)
+    assert len(_calls(page, "altair_chart")) + instruments == len(_calls(page, "chart_downloads")), \
         "every chart gets SVG/PNG"

@@ -7,7 +7,7 @@ import torch
 from dashboard import inside
 from dashboard.tokens import encode
 
-from conftest import ForwardCounter, open_page, texts
+from conftest import ForwardCounter, move, open_page, texts
 
 pytestmark = pytest.mark.app
 FRANCE = "The capital of France is"
@@ -33,7 +33,7 @@ def test_moving_a_selector_runs_no_forward(smollm, app_model):
     try:
         at.selectbox(key="layer").set_value(3).run()
         at.selectbox(key="position").set_value(1).run()
-        at.slider(key="temperature").set_value(0.5).run()
+        move(at, "temperature", 0.5)
     finally:
         counter.close()
     assert not at.exception and counter.n == 0

@@ -115,3 +115,57 @@ def test_clicking_a_bar_appends_that_token_and_again_after_an_undo(page, base_ur
     page.locator('[aria-label*="rank: 2;"][aria-label*="after, exact"]').first.click()
     wait_for_app(page)
     assert page.url.split("path=")[1].startswith(f"{token_id}")
+
+
+WATCH_RUNS_JS = ("() => { window.__runs = 0; new MutationObserver(() => { window.__runs += 1; })"
+                 ".observe(document.querySelector('[data-testid=\"stApp\"]'), "
+                 "{attributes: true, attributeFilter: ['data-test-script-state']}); }")
+FIGURES_JS = "() => [...document.querySelectorAll('[aria-label^=\"Figures: \"]')].map(e => e.getAttribute('aria-label'))"
+
+
+def test_compares_shared_controls_redraw_every_column_at_once_and_the_divergences_follow(page, base_url, smollm):
+    """Compare's shared controls in the browser: one key press redraws every column (no script run), with the
+    numbers the server computes for each column; then the divergences and the link follow."""
+    from dashboard.generation import TokenPath
+    from dashboard.sampling import Settings, distribution
+    from dashboard.tokens import encode
+
+    prompts = ["Udacity is the best place to learn about generative", "The conference keynote was all about generative"]
+    open_app(page, f"{base_url}/compare?cmp_processed=true&" + "&".join(f"prompt={quote(p)}" for p in prompts))
+    page.locator(INPUT.format("top_p")).wait_for()
+    assert page.evaluate(FIGURES_JS) and all("tokens left: 49152;" in f for f in page.evaluate(FIGURES_JS))
+    divergences = page.get_by_test_id("stTable").first.inner_text()
+    page.locator(INPUT.format("top_k")).focus()
+    page.evaluate(WATCH_RUNS_JS)
+    for _ in range(3):
+        page.keyboard.press("ArrowRight")  # top-k 0 → 3
+    page.wait_for_function(f"() => ({FIGURES_JS})().every(f => f.includes('tokens left: 3;'))", polling="raf",
+                           timeout=5000)
+    assert page.evaluate("() => window.__runs") == 0  # both columns redrawn in the browser
+    for figure, text in zip(sorted(page.evaluate(FIGURES_JS)), prompts):
+        d = distribution(TokenPath(smollm.model, encode(smollm.tokenizer, text)).logits,
+                         Settings(strategy="sample", top_k=3))
+        mass = float(figure.rsplit("mass kept: ", 1)[1])
+        assert mass == pytest.approx(d.mass_kept, abs=1e-6)
+    wait_for_app(page)
+    assert "top_k=3" in page.url
+    assert page.get_by_test_id("stTable").first.inner_text() != divergences  # the divergences follow
+    assert page.locator(INPUT.format("top_k")).input_value() == "3"  # the chart kept its inputs
+
+
+def test_the_inside_cells_controls_redraw_at_once_and_the_table_follows(page, base_url):
+    open_app(page, f"{base_url}/inside")
+    page.locator(INPUT.format("temperature")).wait_for()
+    assert page.locator(INPUT.format("repetition_penalty")).count() == 0  # no text to penalise in a layer's guess
+    table = page.get_by_test_id("stTable").first.inner_text()
+    page.locator(INPUT.format("top_k")).focus()
+    page.evaluate(WATCH_RUNS_JS)
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowRight")  # top-k 2
+    page.wait_for_function(f"() => ({FIGURES_JS})()[0].startsWith('Figures: tokens left: 2;')", polling="raf",
+                           timeout=5000)
+    assert page.evaluate("() => window.__runs") == 0
+    wait_for_app(page)
+    assert "top_k=2" in page.url
+    assert page.get_by_test_id("stTable").first.inner_text() != table
+    assert page.locator(INPUT.format("top_k")).input_value() == "2"
