@@ -296,11 +296,12 @@ SURVIVES = {"calculate": "datum.kept || (datum.unpack && indexof(cut_kept, datum
 
 def _figures(y: float, groups: bool) -> dict:
     """The figures layer: per group, entropy before → after, mass kept, tokens left (a line each with `groups`)."""
-    lines = ("[datum.name + ':  ' + datum.left + '  ·  ' + (width < 520 ? '' : 'entropy ') + format(datum.eb, '.2f') "
-             "+ ' → ' + format(datum.Ha, '.2f') + ' bits  ·  ' + (width < 520 ? datum.massk + ' kept' : "
-             "'mass kept ' + datum.massk)]" if groups else
-             "width < 420 ? [datum.entropy, datum.mass, datum.left] : "  # three short lines on a phone
-             "[datum.entropy, datum.mass + '  ·  ' + datum.left]")
+    entropy = "'entropy ' + format(datum.eb, '.2f') + ' → ' + format(datum.Ha, '.2f') + ' bits'"
+    lines = (f"width < 420 ? [datum.name + ':  ' + format(datum.N, ',') + ' left', format(datum.eb, '.2f') + ' → ' + "
+             f"format(datum.Ha, '.2f') + ' bits', datum.massk + ' kept'] : "  # a phone: short
+             f"[datum.name + ':  ' + datum.left, {entropy} + '  ·  mass kept ' + datum.massk]" if groups else
+             "width < 420 ? ['Entropy ' + format(datum.eb, '.2f') + ' → ' + format(datum.Ha, '.2f') + ' bits', "
+             "datum.mass, datum.left] : [datum.entropy, datum.mass + '  ·  ' + datum.left]")  # three short lines on a phone
     return {
         "transform": [
             {"filter": "datum.rn == 1"},
@@ -311,10 +312,10 @@ def _figures(y: float, groups: bool) -> dict:
              "as": "entropy"},
             {"calculate": _fmt("datum.Mk"), "as": "massk"},
             {"calculate": "'Mass kept ' + datum.massk", "as": "mass"},
-            {"calculate": ("format(datum.N, ',') + (width < 520 ? ' left' : ' tokens left')" if groups else
+            {"calculate": ("format(datum.N, ',') + ' tokens left'" if groups else
                            "'Tokens left ' + format(datum.N, ',') + ' of ' + format(datum.vocab, ',')"), "as": "left"},
             {"calculate": lines, "as": "lines"},
-            {"calculate": f"{y} + 19 * datum.g", "as": "fy"},
+            {"calculate": f"{y} + (width < 420 ? 57 : 38) * datum.g", "as": "fy"},
             {"calculate": ("'Figures: ' + (isValid(datum.name) ? datum.name + ': ' : '') + 'tokens left: ' + datum.N + "
                            "'; entropy after, bits: ' + datum.Ha + '; mass kept: ' + datum.Mk"), "as": "exact"},
         ],
@@ -399,7 +400,7 @@ def spec(anchor: Settings, view: str = "probability", log_scale: bool = False, s
                {"calculate": f"datum.kind == 0 ? datum.label : 'a token past the top {TOP_ROWS:,}'", "as": "name"}]
     named = {"filter": f"datum.kept && ((datum.kind == 0 && datum.cn <= {DRAWN}) || {lands})"}  # first: cheap
     draw_x = {"field": "start", "type": "quantitative", "scale": {"domain": [0, 1]},
-              "axis": {"format": "%", "title": "one draw: cumulative probability after the controls"}}
+              "axis": {"format": "%", "title": "one draw: cumulative probability after", "titleAnchor": "end"}}
     stretches = {
         "transform": [named, *stretch,
                       {"calculate": f"datum.picked ? '{PICK_COLOUR}' : datum.cn % 2 ? '{STRETCH_COLOURS[1]}' : "
@@ -471,9 +472,10 @@ def compare_spec(anchor: Settings, names: list[str], rows: int, processed: bool 
     n = len(names)
     controls = tuple(c for c in CONTROLLED if c != "repetition_penalty") if processed else ()
     row_h = max(style.ROW + 2, 9 * n + 6)  # px per token: a bar per column
-    figures_h = 19 * n + 6
-    bars_top = figures_h + 18 * math.ceil(n / 2) + 46  # the legend (two columns a row), then the x axis
-    bars_bottom = bars_top + int(rows) * row_h
+    narrow = "width < 420"  # a phone: three short lines of figures a column, else two
+    figures_h = f"({n} * ({narrow} ? 57 : 38) + 6)"
+    bars_top = f"({figures_h} + {18 * math.ceil(n / 2) + 46})"  # the legend (two columns a row), then the x axis
+    height = n * 57 + 6 + 18 * math.ceil(n / 2) + 46 + int(rows) * row_h + 8  # (the tallest: on a phone)
     colours = [style.COLUMN_COLOURS[i % len(style.COLUMN_COLOURS)] for i in range(n)]
     value = "datum.after" if processed else "datum.p0"
     tooltip = [{"field": "name", "type": "nominal", "title": "column"},
@@ -493,16 +495,17 @@ def compare_spec(anchor: Settings, names: list[str], rows: int, processed: bool 
         "encoding": {
             "y": {"field": "label", "type": "nominal", "title": None,
                   "sort": {"field": "value", "op": "max", "order": "descending"},
-                  "scale": {"range": [bars_top, bars_bottom], "paddingInner": 0.15, "paddingOuter": 0.1},
+                  "scale": {"range": [{"expr": bars_top}, {"expr": f"{bars_top} + {int(rows) * row_h}"}],
+                            "paddingInner": 0.15, "paddingOuter": 0.1},
                   "axis": {"labelOverlap": False, "labelLimit": style.TOKEN_LABEL_LIMIT,
                            "labelFontSize": style.LABEL_SIZE}},
             "yOffset": {"field": "name", "type": "nominal", "sort": list(names),
                         "scale": {"domain": list(names), "paddingInner": 0.08}},
             "x": {"field": "value", "type": "quantitative", "stack": None, "scale": {"zero": True},
                   "title": "probability after the controls" if processed else "probability",
-                  "axis": {"format": "%", "orient": "top", "offset": -(bars_top - 6)}},
+                  "axis": {"format": "%", "orient": "top", "offset": {"expr": f"6 - {bars_top}"}}},
             "color": {"field": "name", "type": "nominal", "scale": {"domain": list(names), "range": colours},
-                      "legend": {"title": None, "orient": "none", "legendX": 0, "legendY": figures_h,
+                      "legend": {"title": None, "orient": "none", "legendX": 0, "legendY": {"expr": figures_h},
                                  "direction": "horizontal", "columns": 2}},
             "tooltip": tooltip,
         },
@@ -512,7 +515,7 @@ def compare_spec(anchor: Settings, names: list[str], rows: int, processed: bool 
         "$schema": "https://vega.github.io/schema/vega-lite/v6.json",
         "params": _signals(anchor, controls),
         "transform": transforms,
-        "height": bars_bottom + 8,
+        "height": height,
         "layer": [unpacked, _figures(0, groups=True), bars],
         "resolve": {"scale": {"x": "independent", "y": "independent", "color": "independent"}},
         "autosize": {"type": "fit-x", "contains": "padding"}, "padding": style.PADDING,

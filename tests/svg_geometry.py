@@ -306,11 +306,17 @@ def drawing(svg: str) -> Drawing:
             css = state.get("font-family", "sans-serif")
             size = float(re.sub(r"px$", "", state.get("font-size", "11")))
             bold = state.get("font-weight") in ("bold", "700", "800", "900")
-            advance, ascent, descent = text_extent(content, css, size, bold)
-            shift = {"middle": -advance / 2, "end": -advance}.get(state.get("text-anchor", "start"), 0.0)
-            box = _box_of(m, shift, -ascent, shift + advance, descent)
-            texts.append(Text(content, box, size, css, bold, classes, axis,
-                              clipped=clip is not None and not box.inside(clip)))
+            spans = [c for c in el if c.tag.rsplit("}", 1)[-1] == "tspan"]
+            lines, dy = [], 0.0  # a multi-line text is one <tspan> a line, each `dy` below the one before
+            for span in spans or [el]:
+                dy += float(span.get("dy", 0)) if spans else 0.0
+                lines.append(("".join(span.itertext()) if spans else content, dy))
+            for line, down in lines:
+                advance, ascent, descent = text_extent(line, css, size, bold)
+                shift = {"middle": -advance / 2, "end": -advance}.get(state.get("text-anchor", "start"), 0.0)
+                box = _box_of(m, shift, down - ascent, shift + advance, down + descent)
+                texts.append(Text(line, box, size, css, bold, classes, axis,
+                                  clipped=clip is not None and not box.inside(clip)))
             fonts.add(css)
             colours.add(fill or "black")
             return

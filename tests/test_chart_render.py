@@ -295,6 +295,39 @@ def test_compares_instrument_orders_by_largest_probability_and_names_every_bar(t
     assert {t.text for t in d.legend_labels()} == {f"Prompt {i + 1}" for i in range(n)}
     shown = " ".join(t.text for t in d.mark_texts())
     assert all(f"Prompt {i + 1}:" in shown for i in range(n))
+    assert "…" not in shown and " left" in shown and "kept" in shown, shown  # the figures whole, on a phone too
+
+
+ROW_H_PX = 13  # half a token's row in the instrument (instrument.ROW_H)
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize("draw", [True, False], ids=["next-token", "inside-cell"])
+def test_the_instruments_bars_figures_and_draw_fit_and_are_named(tiny_gpt2, gpt2_tokenizer, width, draw):
+    """Next token's instrument (and the Inside cell's, without a draw) at a phone's and a desktop's width: every
+    text inside the chart and apart, the figures whole, the bars in raw rank order, each in its label's band."""
+    from dashboard.charts import unique_labels
+    from dashboard.instrument import frame, spec
+    from dashboard.payload import payload
+
+    ids = encode(gpt2_tokenizer, FRANCE)
+    logits = tiny_gpt2(torch.tensor([ids])).logits[0, -1] * 40  # a peaked distribution: a few long stretches
+    data = payload(logits, ids if draw else [], lambda xs: unique_labels([gpt2_tokenizer.decode([i]) for i in xs], xs))
+    settings = Settings(strategy="sample", temperature=0.9, top_k=40)
+    chart = spec(settings, shown=12, controls=("temperature", "top_k", "top_p", "min_p"), draw=draw)
+    d = screen(Spec(chart, frame(data, 0.37, 1)), width, "next-token" if draw else "inside")
+    expected = data.tokens["label"].tolist()[:12]
+    found = token_axis(d, expected)
+    in_order(found, expected, "y")
+    for bar in (b for b in d.bars() if "after, exact: " in b.label):  # (the draw's stretches name tokens too)
+        label = found[aria_fields(bar.label)["token"]]
+        assert label.box.y0 - 4 <= bar.box.cy <= label.box.y1 + 4 or abs(bar.box.cy - label.box.cy) < ROW_H_PX, \
+            f"the bar of {aria_fields(bar.label)['token']!r} sits away from its label"
+    shown = " ".join(t.text for t in d.mark_texts())
+    figures = [t.text for t in d.mark_texts() if t.text.startswith(("Entropy", "Mass kept", "Tokens left"))]
+    assert len(figures) in (2, 3) and not [f for f in figures if "…" in f], figures  # whole, on a phone too
+    assert "Tokens left 40 of 50,257" in shown and "→ 2.60 bits" in shown, shown
+    assert ("u = 0.3700" in shown) == draw
 
 
 # --------------------------------------------------------------------------- inside
@@ -451,3 +484,4 @@ def test_exports_use_an_installed_sans_serif_font_for_every_text(every_chart):
             assert covers(family, t.text), f"{name}: {family} lacks glyphs of {t.text!r}: another font steps in"
     png = exports.chart_png(every_chart[0][1])
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
