@@ -76,21 +76,35 @@ def payload(logits, prev_ids, labels, top: int = TOP_ROWS, extra=()) -> Payload:
 
 def _bins(values: np.ndarray, lse: float, start: int) -> pd.DataFrame:
     """Tail bins of the sorted (descending) logits `values`: runs at most BIN_WIDTH wide and BIN_COUNT long."""
-    out, n, b = [], values.size, 0
+    n = values.size
+    if n == 0:
+        return pd.DataFrame()
+    # 1. where each bin starts: its top, then every value at least its top − BIN_WIDTH (at most BIN_COUNT of them)
+    neg, first, b = -values, [], 0
     while b < n:
-        hi = values[b]
-        e = int(np.searchsorted(-values, -(hi - BIN_WIDTH), side="right"))  # values ≥ hi − width
-        e = min(max(e, b + 1), b + BIN_COUNT, n)
-        v = values[b:e]
-        offsets = np.rint((hi - v) / UNIT).astype(np.int64)
-        t = hi - offsets * UNIT  # the logits as the browser unpacks them
-        mu = float(t.mean())
-        d = t - mu
-        row = {"kind": 1, "i": start + len(out), "id": -1, "label": "", "l": float(hi), "pen": 0,
-               "p0": float(np.exp(t - lse).sum()), "c": int(t.size), "lo": float(t[-1]), "mu": mu,
-               "offs": ",".join(map(str, offsets.tolist()))}
-        for k in range(1, MOMENTS + 1):
-            row[f"m{k}"] = float((d ** k).sum())
-        out.append(row)
-        b = e
-    return pd.DataFrame(out)
+        e = int(np.searchsorted(neg, -(values[b] - BIN_WIDTH), side="right"))
+        first.append(b)
+        b = min(max(e, b + 1), b + BIN_COUNT, n)
+    first = np.asarray(first)  # (bins,)
+    count = np.diff(np.append(first, n))  # (bins,)
+    seg = np.repeat(np.arange(first.size), count)  # (tail,): each value's bin
+    hi = values[first]  # (bins,)
+    # 2. each value as an offset from its bin's top in UNITs, and the logit the browser unpacks from it
+    offsets = np.rint((hi[seg] - values) / UNIT).astype(np.int64)  # (tail,)
+    t = hi[seg] - offsets * UNIT
+    # 3. per bin: mean, central moments, raw probability, lowest logit
+    mu = np.add.reduceat(t, first) / count
+    d = t - mu[seg]
+    # 4. the offsets as text, "a,b,c" per bin: one join, cut where each bin's numbers start
+    text = ",".join(map(str, offsets.tolist()))
+    digits = 1 + sum((offsets >= 10 ** k).astype(np.int64) for k in range(1, 19))
+    at = np.concatenate([[0], np.cumsum(digits + 1)])  # where each number starts in `text`
+    ends = at[first + count] - 1  # (the comma after a bin's last number is not its)
+    rows = {"kind": 1, "i": start + np.arange(first.size), "id": -1, "label": "", "l": hi, "pen": 0,
+            "p0": np.add.reduceat(np.exp(t - lse), first), "c": count, "lo": t[first + count - 1], "mu": mu,
+            "offs": [text[i:j] for i, j in zip(at[first].tolist(), ends.tolist())]}
+    power = np.ones_like(d)
+    for k in range(1, MOMENTS + 1):
+        power = power * d
+        rows[f"m{k}"] = np.add.reduceat(power, first)
+    return pd.DataFrame(rows)

@@ -47,6 +47,13 @@ def lens_section(study: views.Study) -> None:
     ui.chart_downloads(heat, f"lens-{model_key}", key="in_heat")
     ui.download_buttons(table, f"lens-{model_key}", key="in_lens")
     layer, position = views.layer_and_position(n_layers, len(study.ids), first_layer=0)
+    cell(study, layer, position)
+
+
+@st.fragment
+def cell(study: views.Study, layer: int, position: int) -> None:
+    """One cell's distribution under the sampling controls (redrawn in the browser; the table and the downloads
+    follow a move by rerunning this alone)."""
     st.markdown(f"**Layer {layer}, after position {position}** "
                 f"(`{visible(study.tok.decode([study.ids[position]]))}`): move a control and the chart follows at once")
     row = study.lens_row(layer, position)

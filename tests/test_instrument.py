@@ -17,7 +17,7 @@ from dashboard import payload as payload_mod
 from dashboard.instrument import spec, twin
 from dashboard.payload import payload
 from dashboard.sampling import Settings, distribution, entropy_bits
-from dashboard.ui.instrument import picked_id, values_from_selection
+from dashboard.ui.instrument import picked_id, values_from_bridge, values_from_selection
 
 GRID = [dict(temperature=t, top_k=k, top_p=p, min_p=mp, repetition_penalty=r)
         for t, k, p, mp, r in itertools.product((0.0, 0.05, 0.5, 1.0, 1.5, 2.0), (0, 5, 200), (1.0, 0.9, 0.5, 0.99),
@@ -150,6 +150,20 @@ def test_the_spec_depends_on_the_starting_values_and_the_view_only():
 ])
 def test_values_a_browser_reports_are_parsed_and_clamped(selection, expected):
     assert values_from_selection(selection) == expected
+
+
+@pytest.mark.parametrize("values, expected", [
+    ({"temperature": 1.25, "top_k": 40}, {"temperature": 1.25, "top_k": 40}),
+    ({"temperature": 99, "top_p": -3, "repetition_penalty": 9}, {"temperature": 2.0, "top_p": 0.01,
+                                                                  "repetition_penalty": 2.0}),  # clamped
+    ({"top_k": 7.6, "min_p": float("nan")}, {"top_k": 8, "min_p": 0.0}),
+    ({"temperature": "1.5", "top_k": True, "top_p": None, "min_p": [0.5], "seed": 3, "x": 1}, {}),  # not numbers
+    ({"temperature": float("inf")}, {"temperature": 2.0}),
+    ("not a dict", {}), (None, {}), ([1, 2], {}),
+])
+def test_values_the_bridge_reports_are_parsed_and_clamped(values, expected):
+    assert values_from_bridge(values) == expected
+    assert values_from_bridge(values, ("top_k",)) == {k: v for k, v in expected.items() if k == "top_k"}
 
 
 @pytest.mark.parametrize("points, expected", [

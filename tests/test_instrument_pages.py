@@ -141,7 +141,10 @@ def test_the_inside_cells_instrument_has_no_penalty_and_no_draw_and_matches_dist
 
 
 def chart_of(at, prefix: str):
-    return next(c for c in at.get("vega_lite_chart") if (c.key or "").startswith(f"{prefix}_inst_"))
+    """The page's instrument (the one chart whose spec unpacks tail bins; Compare's and the Inside cell's carry no
+    key: they report through the bridge, not on_select)."""
+    (chart,) = [c for c in at.get("vega_lite_chart") if '"cut_g"' in c.proto.spec]
+    return chart
 
 
 def test_compare_page_keeps_its_spec_while_the_controls_move_and_the_divergences_follow(smollm):

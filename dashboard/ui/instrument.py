@@ -13,24 +13,57 @@ from dashboard.payload import payload
 from dashboard.ui import layout
 from dashboard.settings import CONTROLS, Settings, coerce
 
-PREFIXES = ("nt", "cmp", "in")  # Next token, Compare, Inside: each page's instrument keys start "<prefix>_inst"
+PREFIXES = ("nt", "cmp", "in")  # Next token, Compare, Inside: each page's instrument keys start "<prefix>_inst";
+# its chart and bridge sit in the container "<prefix>_instbox" (a keyed container carries its key as a CSS class)
 CSS = """
-[class*="st-key-PFX_inst_"] .vega-embed { display: flex; flex-direction: column-reverse; width: 100%; }
-[class*="st-key-PFX_inst_"] .vega-bindings {
+.st-key-PFX_instbox .vega-embed { display: flex; flex-direction: column-reverse; width: 100%; }
+.st-key-PFX_instbox .vega-bindings {
   display: grid !important; grid-template-columns: repeat(auto-fill, minmax(260px, 1fr)); gap: 2px 28px;
   margin: 0 0 10px;
   width: 100%; box-sizing: border-box;
 }
-[class*="st-key-PFX_inst_"] .vega-bind label {
+.st-key-PFX_instbox .vega-bind label {
   display: grid !important; grid-template-columns: 8.6em minmax(0, 1fr) 2.8em; align-items: center; gap: 8px;
   margin: 0; width: 100%;
 }
-[class*="st-key-PFX_inst_"] .vega-bind-name { font-size: 0.92rem; white-space: nowrap; }
-[class*="st-key-PFX_inst_"] .vega-bind input[type="range"] { width: 100% !important; min-width: 0; margin: 0;
+.st-key-PFX_instbox .vega-bind-name { font-size: 0.92rem; white-space: nowrap; }
+.st-key-PFX_instbox .vega-bind input[type="range"] { width: 100% !important; min-width: 0; margin: 0;
   accent-color: #4f46e5; }
-[class*="st-key-PFX_inst_"] .vega-bind input[type="range"] + span { text-align: right; font-variant-numeric: tabular-nums; }
+.st-key-PFX_instbox .vega-bind input[type="range"] + span { text-align: right; font-variant-numeric: tabular-nums; }
 """
 INSIDE_CONTROLS = ("temperature", "top_k", "top_p", "min_p")  # a layer's guess, Compare's columns: no penalty
+REPORT_MS = 60  # the bridge reports a move this long after its last change (a held arrow key repeats every ~33 ms)
+# The bridge: Streamlit reports a selection bound to an input 150 ms after its last change. This tiny component
+# (trusted code of ours, no HTML) listens for the instrument's inputs' `change` events instead (a release, a key
+# press) and reports their values REPORT_MS later, so the page follows a move sooner. Values it reports are parsed
+# like any link value (values_from_bridge).
+BRIDGE_JS = """
+export default function (component) {
+  const { data, setStateValue } = component;
+  const inside = (el) => el instanceof HTMLInputElement && el.closest('.vega-bindings') &&
+    el.closest('.st-key-' + data.prefix + '_instbox');
+  let timer = null;
+  const report = (box) => {
+    const values = {};
+    for (const name of data.controls) {
+      const input = box.querySelector('input[name="' + name + '_v"]');
+      if (input) values[name] = Number(input.value);
+    }
+    setStateValue('values', values);
+  };
+  const changed = (event) => {
+    const box = inside(event.target) && event.target.closest('.vega-bindings');
+    if (!box) return;
+    clearTimeout(timer);
+    timer = setTimeout(() => report(box), data.delay);
+  };
+  document.addEventListener('change', changed, true);
+  return () => { document.removeEventListener('change', changed, true); clearTimeout(timer); };
+}
+"""
+
+
+_BRIDGE = st.components.v2.component("tokenscope_instrument_bridge", js=BRIDGE_JS, isolate_styles=False)
 
 
 def current(controls=instrument.CONTROLLED) -> dict:
@@ -74,13 +107,32 @@ def picked_id(selection, vocab: int, step: int) -> int | None:
     return int(raw) if 0 <= raw < vocab and int(at) == step else None
 
 
-def _moved(prefix: str, key: str, vocab: int, step: int, on_pick) -> None:
-    """on_select: values the browser reports after a move settles, or a clicked bar."""
-    selection = (st.session_state.get(key) or {}).get("selection") or {}
+def values_from_bridge(values, controls=instrument.CONTROLLED) -> dict:
+    """{control: value} the bridge reported (untrusted: anything not a number for one of `controls` is ignored, a
+    number is parsed and clamped into the control's bounds)."""
+    if not isinstance(values, dict):
+        return {}
+    return {name: coerce(name, values[name])[0] for name in controls
+            if name in values and isinstance(values[name], (int, float)) and not isinstance(values[name], bool)}
+
+
+def _hold(prefix: str, values: dict) -> None:
+    """The values a move settled on, held for the page and the link (the chart shows them already: no new spec)."""
     state = st.session_state.get(f"{prefix}_inst") or {}
-    for name, value in values_from_selection(selection).items():
+    for name, value in values.items():
         st.session_state[name] = value
-        state.setdefault("current", {})[name] = value  # the chart shows it already: no new spec
+        state.setdefault("current", {})[name] = value
+
+
+def _reported(prefix: str, key: str, controls) -> None:
+    """on_values_change: the bridge's report of a move."""
+    _hold(prefix, values_from_bridge((st.session_state.get(key) or {}).get("values"), controls))
+
+
+def _moved(prefix: str, key: str, vocab: int, step: int, on_pick) -> None:
+    """on_select: a clicked bar (and any control values the chart reports with it)."""
+    selection = (st.session_state.get(key) or {}).get("selection") or {}
+    _hold(prefix, values_from_selection(selection))
     token_id = picked_id(selection, vocab, step) if on_pick else None
     if token_id is not None:
         on_pick(token_id)
@@ -110,13 +162,17 @@ def _draw(prefix: str, data, spec_for, build_spec, controls, vocab: int = 0, ste
         state = {"for": spec_for, "gen": gen, "anchor": anchor, "current": dict(values), "spec": build_spec(anchor)}
         st.session_state[f"{prefix}_inst"] = state
     key = f"{prefix}_inst_{state['gen']}"
-    selections = [*controls, *(["pick"] if on_pick else [])]
-    if not selections:  # nothing to report (Compare's raw view)
-        st.vega_lite_chart(data, spec=state["spec"], width="stretch", theme=None, key=key)
-        return
-    st.vega_lite_chart(data, spec=state["spec"], width="stretch", theme=None, key=key,
-                       on_select=functools.partial(_moved, prefix, key, vocab, step, on_pick),
-                       selection_mode=selections)
+    with st.container(key=f"{prefix}_instbox", gap=None):
+        if on_pick:  # a click reports at once
+            st.vega_lite_chart(data, spec=state["spec"], width="stretch", theme=None, key=key,
+                               on_select=functools.partial(_moved, prefix, key, vocab, step, on_pick),
+                               selection_mode=["pick"])
+        else:
+            st.vega_lite_chart(data, spec=state["spec"], width="stretch", theme=None, key=key)
+        if controls:  # the moves report through the bridge
+            bridge = f"{prefix}_bridge"
+            _BRIDGE(key=bridge, data={"prefix": prefix, "controls": list(controls), "delay": REPORT_MS},
+                    on_values_change=functools.partial(_reported, prefix, bridge, tuple(controls)), height=0)
 
 
 def show(path, tok, seed: int, view: str, log_scale: bool, shown: int, on_pick) -> Settings:
