@@ -289,6 +289,29 @@ def _pipeline() -> tuple[list[dict], dict]:
     return transforms, unpacked
 
 
+def _single(chart: dict) -> dict:
+    """`chart` for one distribution (one group): the per-row temperature, top-p and greedy flag become the
+    controls' signals T, P, G, the per-group lookups of what the unpacked bins add become signals, and nothing is
+    grouped. The same numbers with fewer expressions per row, so a move redraws sooner."""
+    import json
+    import re
+
+    chart = dict(chart)
+    chart["transform"] = [t for t in chart["transform"] if t.get("as") not in ("t", "tp", "gr")]
+    text = json.dumps(chart)
+    for field in ("n", "z", "sx", "mass"):
+        text = text.replace(json.dumps(_cut(field))[1:-1], f"cut_{field}")
+    text = re.sub(r"datum\.tp\b", "P", text)
+    text = re.sub(r"datum\.t\b", "T", text)
+    text = re.sub(r"datum\.gr\b", "G", text)
+    text = text.replace(', "groupby": ["g"]', "")
+    out = json.loads(text)
+    out["params"] = [*out["params"], {"name": "G", "expr": "T == 0"},
+                     *({"name": f"cut_{f}", "expr": f"length(data('{CUT_DATA}')) ? data('{CUT_DATA}')[0].{f} : 0"}
+                       for f in ("n", "z", "sx", "mass"))]
+    return out
+
+
 ZA = f"(datum.z0 + {_cut('z')})"  # the kept weight of a row's group
 SURVIVES = {"calculate": "datum.kept || (datum.unpack && indexof(cut_kept, datum.g * 1048576 + datum.id) >= 0)",
             "as": "survives"}
@@ -393,17 +416,19 @@ def spec(anchor: Settings, view: str = "probability", log_scale: bool = False, s
     }
     figures = _figures(0, groups=False)
     # the draw: each kept token owns a stretch of [0, 1] as long as its probability, in the draw's order
-    lands = f"(datum.cw - datum.w) / {za} <= datum.u && datum.u < datum.cw / {za}"  # u falls in this row's stretch
-    stretch = [{"calculate": f"(datum.cw - datum.w) / {za}", "as": "start"},
-               {"calculate": f"datum.cw / {za}", "as": "end"},
-               {"calculate": "datum.start <= datum.u && datum.u < datum.end", "as": "picked"},
-               {"calculate": f"datum.kind == 0 ? datum.label : 'a token past the top {TOP_ROWS:,}'", "as": "name"}]
-    named = {"filter": f"datum.kept && ((datum.kind == 0 && datum.cn <= {DRAWN}) || {lands})"}  # first: cheap
+    # (the draw's layers share these: the kept rows named in it, the first DRAWN and where u lands, with their
+    # stretches; each layer then picks among those few rows)
+    shared = [{"filter": "datum.kept"},
+              {"calculate": za, "as": "za"},
+              {"calculate": "(datum.cw - datum.w) / datum.za", "as": "start"},
+              {"calculate": "datum.cw / datum.za", "as": "end"},
+              {"calculate": "datum.start <= datum.u && datum.u < datum.end", "as": "picked"},
+              {"filter": f"(datum.kind == 0 && datum.cn <= {DRAWN}) || datum.picked"},
+              {"calculate": f"datum.kind == 0 ? datum.label : 'a token past the top {TOP_ROWS:,}'", "as": "name"}]
     draw_x = {"field": "start", "type": "quantitative", "scale": {"domain": [0, 1]},
               "axis": {"format": "%", "title": "one draw: cumulative probability after", "titleAnchor": "end"}}
     stretches = {
-        "transform": [named, *stretch,
-                      {"calculate": f"datum.picked ? '{PICK_COLOUR}' : datum.cn % 2 ? '{STRETCH_COLOURS[1]}' : "
+        "transform": [{"calculate": f"datum.picked ? '{PICK_COLOUR}' : datum.cn % 2 ? '{STRETCH_COLOURS[1]}' : "
                                     f"'{STRETCH_COLOURS[0]}'", "as": "colour"},
                       {"calculate": _fmt("datum.end - datum.start"), "as": "shown"},
                       {"calculate": "datum.cn", "as": "rank after"}],
@@ -416,8 +441,7 @@ def spec(anchor: Settings, view: str = "probability", log_scale: bool = False, s
                                  {"field": "shown", "type": "nominal", "title": "probability"}]},
     }
     other = {
-        "transform": [{"filter": f"datum.kept && datum.kind == 0 && datum.cn == {DRAWN} && datum.n0 + {_cut('n')} > {DRAWN}"},
-                      *stretch,
+        "transform": [{"filter": f"datum.kind == 0 && datum.cn == {DRAWN} && datum.n0 + {_cut('n')} > {DRAWN}"},
                       {"calculate": f"format(datum.n0 + {_cut('n')} - {DRAWN}, ',') + ' other tokens'", "as": "name"}],
         "mark": {"type": "bar", "color": OTHER_COLOUR, "stroke": "white", "strokeWidth": 1},
         "encoding": {"x": {"field": "end", "type": "quantitative"}, "x2": {"datum": 1},
@@ -426,14 +450,14 @@ def spec(anchor: Settings, view: str = "probability", log_scale: bool = False, s
     }
     span = "((datum.end - datum.start) * width)"  # px: the draw's x runs over the whole width (its scale is not 'x')
     names = {
-        "transform": [named, *stretch, {"calculate": "(datum.start + datum.end) / 2", "as": "mid"}],
+        "transform": [{"calculate": "(datum.start + datum.end) / 2", "as": "mid"}],
         "mark": {"type": "text", "fontSize": 11, "color": style.TEXT, "limit": {"expr": f"{span} - 6"},
                  "opacity": {"expr": f"{span} >= min(34, 7 * length(datum.name) + 6) ? 1 : 0"}},
         "encoding": {"x": {"field": "mid", "type": "quantitative"}, "y": {"value": draw_top + DRAW_BAR_H / 2},
                      "text": {"field": "name"}},
     }
     spot = {
-        "transform": [{"filter": f"datum.kept && {lands}"}, *stretch,
+        "transform": [{"filter": "datum.picked"},
                       {"calculate": "'u = ' + format(datum.u, '.4f') + ' → ' + (datum.kind == 0 ? datum.label : 'a token past the top "
                                     f"{TOP_ROWS:,} (rank ' + format(datum.cn, ',') + ')')", "as": "ulabel"},
                       {"calculate": "'Draw: u lands on id: ' + (datum.kind == 0 ? datum.id : -1) + '; rank after: ' + "
@@ -450,16 +474,17 @@ def spec(anchor: Settings, view: str = "probability", log_scale: bool = False, s
                           "text": {"field": "ulabel"}, "description": {"field": "exact", "type": "nominal"}}},
         ],
     }
-    return {
+    return _single({
         "$schema": "https://vega.github.io/schema/vega-lite/v6.json",
         "params": params,
         "transform": transforms,
         "height": height,
-        "layer": [unpacked, figures, bars, *([{"layer": [other, stretches, names, spot]}] if draw else [])],
+        "layer": [unpacked, figures, bars, *([{"transform": shared, "layer": [other, stretches, names, spot]}]
+                                             if draw else [])],
         "resolve": {"scale": {"x": "independent", "y": "independent", "color": "independent"}},
         "autosize": {"type": "fit-x", "contains": "padding"}, "padding": style.PADDING,
         "config": style.CONFIG,
-    }
+    })
 
 
 # --------------------------------------------------------------------------- Compare: several distributions
@@ -474,8 +499,8 @@ def compare_spec(anchor: Settings, names: list[str], rows: int, processed: bool 
     row_h = max(style.ROW + 2, 9 * n + 6)  # px per token: a bar per column
     narrow = "width < 420"  # a phone: three short lines of figures a column, else two
     figures_h = f"({n} * ({narrow} ? 57 : 38) + 6)"
-    bars_top = f"({figures_h} + {18 * math.ceil(n / 2) + 46})"  # the legend (two columns a row), then the x axis
-    height = n * 57 + 6 + 18 * math.ceil(n / 2) + 46 + int(rows) * row_h + 8  # (the tallest: on a phone)
+    bars_top = f"({figures_h} + {20 * math.ceil(n / 2) + 54})"  # the legend (two columns a row), then the x axis
+    height = n * 57 + 6 + 20 * math.ceil(n / 2) + 54 + int(rows) * row_h + 8  # (the tallest: on a phone)
     colours = [style.COLUMN_COLOURS[i % len(style.COLUMN_COLOURS)] for i in range(n)]
     value = "datum.after" if processed else "datum.p0"
     tooltip = [{"field": "name", "type": "nominal", "title": "column"},
