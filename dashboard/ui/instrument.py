@@ -1,6 +1,7 @@
-"""The next-token instrument on the page: its data once per token path, its spec kept byte-identical while the
-controls move (so the browser keeps its inputs and redraws alone), and the values it reports after a move settles
-written where the rest of the page, the link and the other pages read them."""
+"""The instruments on the pages (Next token's, Compare's, the Inside cell's): their data once per distribution,
+their specs kept byte-identical while the controls move (so the browser keeps its inputs and redraws alone), and
+the values they report after a move (through the bridge) or a click (through on_select) written where the rest of
+the page, the link and the other pages read them."""
 
 from __future__ import annotations
 
