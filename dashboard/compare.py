@@ -119,7 +119,7 @@ def shared_axis_frame(columns: list[tuple[str, object, torch.Tensor]], k: int):
 
 
 def instrument_frame(columns: list[tuple[str, object, torch.Tensor, object]], k: int):
-    """Compare's instrument data (instrument.compare_spec): for each column (name, tokenizer, raw logits, own
+    """Compare's instrument data (instrument_charts.compare_spec): for each column (name, tokenizer, raw logits, own
     settings or None) its payload as a group, with its own temperature and top-p (ot, op; none: the controls') and
     the union of every column's top-k tokens, matched by text, marked `on` under their shared label. A token's
     top-k place never changes with the controls (they keep the order), so the union is fixed per prompt."""

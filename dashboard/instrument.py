@@ -1,14 +1,13 @@
 """The instrument: the sampling controls and the distributions they reshape, computed in the browser.
 
 Once per distribution Python sends what the browser needs to apply the controls exactly (dashboard/payload.py). The
-Vega-Lite spec (`spec`) applies repetition penalty → temperature → top-k → top-p → min-p → softmax, in
-`generate`'s order (sampling.logits_processors), on every input event and draws the bars, the figures (entropy
-before and after, mass kept, tokens left) and the one draw; `compare_spec` does the same for several distributions
-at once (Compare's columns: a group each, on one token axis). Its Python twin (`twin`) runs the same steps on the
-same payload, so a test holds both against `sampling.distribution`. Each control is a point selection bound to a
-range input, so Streamlit reports the values after a move settles (`on_select`) and the rest of the page follows;
-the spec depends only on what is shown and the controls' starting values, never on the data, so it stays
-byte-identical while they move and along a path."""
+Vega-Lite transforms here (`pipeline`) apply repetition penalty → temperature → top-k → top-p → min-p → softmax, in
+`generate`'s order (sampling.logits_processors), on every input event, for one distribution or several at once
+(Compare's columns: a group each); the figures layer reads entropy after, mass kept and tokens left from them. Their
+Python twin (`twin`) runs the same steps on the same payload, so a test holds both against `sampling.distribution`.
+What is drawn from them (bars, the draw, Compare's shared axis): dashboard/instrument_charts.py. Each control is a
+point selection bound to a range input; the spec depends only on what is shown and the controls' starting values,
+never on the data, so it stays byte-identical while they move and along a path."""
 
 from __future__ import annotations
 
@@ -19,20 +18,10 @@ import numpy as np
 import pandas as pd
 
 from dashboard import chart_style as style
-from dashboard.payload import MOMENTS, TOP_ROWS, UNIT, Payload
+from dashboard.payload import MOMENTS, UNIT, Payload
 from dashboard.settings import CONTROLS, Settings
 
 CONTROLLED = ("temperature", "top_k", "top_p", "min_p", "repetition_penalty")  # the browser's controls
-VIEWS = ("probability", "log-probability", "logit")
-SERIES_COLOURS = {"before": "#a5b4fc", "before (removed)": "#d1d5db", "after": "#4f46e5"}
-PICK_COLOUR, U_COLOUR, OTHER_COLOUR = "#f59e0b", "#b91c1c", "#e5e7eb"
-STRETCH_COLOURS = ("#c7d2fe", "#a5b4fc")
-DRAWN = 12  # stretches named in the draw
-ROW_H = 26  # px per token: its before and after bars
-FIGURES_H = 64  # px of the figures above the bars (three lines on a phone)
-BARS_TOP = FIGURES_H + 62  # the legend, then the bars' x axis, between the figures and the bars
-DRAW_GAP = 64  # px from the bars to the draw's bar (its caption and u's label)
-DRAW_BAR_H = 34
 CUT_DATA = "data_1"  # Vega-Lite's name for the "unpacked" layer's output (the first layer's data after the shared
 # transforms); tests/test_instrument.py compiles the spec and checks it
 
@@ -153,7 +142,7 @@ def twin(p: Payload, settings: Settings, u: float = 0.5) -> Figures:
 
 # --------------------------------------------------------------------------- the Vega-Lite spec
 
-def _fmt(e: str) -> str:
+def percent_text(e: str) -> str:
     """A Vega expression that writes probability `e` as numbers.probability does."""
     exponent = f"'' + toNumber(split(format({e}, '.1e'), 'e')[1])"  # "-7": each character to superscript
     for a, b in zip("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹"):
@@ -162,7 +151,7 @@ def _fmt(e: str) -> str:
             f"format({e}, '.3%') : split(format({e}, '.1e'), 'e')[0] + '×10' + {exponent})")
 
 
-def _control_params(anchor: Settings, controls) -> list[dict]:
+def control_params(anchor: Settings, controls) -> list[dict]:
     """One point selection per control, bound to a range input with the control's label and bounds."""
     params = []
     for name in reversed(controls):  # Vega draws the inputs in the reverse order of the parameters
@@ -185,12 +174,12 @@ def frame(p: Payload, u: float = 0.5, step: int = 0, group: int = 0, **columns) 
                          tail_top=tail_top, g=int(group), **columns)
 
 
-def _cut(field: str) -> str:
+def cut_total(field: str) -> str:
     """What the unpacked bins of this row's group add to `field` (0 where no cut falls inside a bin)."""
     return f"(indexof(cut_g, datum.g) < 0 ? 0 : data('{CUT_DATA}')[indexof(cut_g, datum.g)].{field})"
 
 
-def _signals(anchor: Settings, controls) -> list[dict]:
+def signals(anchor: Settings, controls) -> list[dict]:
     """T, K, P, MP, R: a bound control's value (a selection holds [value] once moved), else the anchor's; then the
     groups whose bins the unpacking opened and the penalised tokens it kept."""
     out = []
@@ -203,7 +192,7 @@ def _signals(anchor: Settings, controls) -> list[dict]:
     return out
 
 
-def _pipeline() -> tuple[list[dict], dict]:
+def pipeline() -> tuple[list[dict], dict]:
     """The shared transforms (every row: its processed logit s, weight w, order, whether it is kept; every group:
     the kept totals n0, z0, sx0, mass0) and the layer that unpacks the bins a cut falls in. A row's temperature and
     top-p are its group's own (columns ot, op) where it has them, else the controls'."""
@@ -295,7 +284,7 @@ def _pipeline() -> tuple[list[dict], dict]:
     return transforms, unpacked
 
 
-def _single(chart: dict) -> dict:
+def single(chart: dict) -> dict:
     """`chart` for one distribution (one group): the per-row temperature, top-p and greedy flag become the
     controls' signals T, P, G, the per-group lookups of what the unpacked bins add become signals, and nothing is
     grouped. The same numbers with fewer expressions per row, so a move redraws sooner."""
@@ -306,7 +295,7 @@ def _single(chart: dict) -> dict:
     chart["transform"] = [t for t in chart["transform"] if t.get("as") not in ("t", "tp", "gr")]
     text = json.dumps(chart)
     for field in ("n", "z", "sx", "mass"):
-        text = text.replace(json.dumps(_cut(field))[1:-1], f"cut_{field}")
+        text = text.replace(json.dumps(cut_total(field))[1:-1], f"cut_{field}")
     text = re.sub(r"datum\.tp\b", "P", text)
     text = re.sub(r"datum\.t\b", "T", text)
     text = re.sub(r"datum\.gr\b", "G", text)
@@ -318,12 +307,12 @@ def _single(chart: dict) -> dict:
     return out
 
 
-ZA = f"(datum.z0 + {_cut('z')})"  # the kept weight of a row's group
+ZA = f"(datum.z0 + {cut_total('z')})"  # the kept weight of a row's group
 SURVIVES = {"calculate": "datum.kept || (datum.unpack && indexof(cut_kept, datum.g * 1048576 + datum.id) >= 0)",
             "as": "survives"}
 
 
-def _figures(y: float, groups: bool) -> dict:
+def figures_layer(y: float, groups: bool) -> dict:
     """The figures layer: per group, entropy before → after, mass kept, tokens left (a line each with `groups`)."""
     entropy = "'entropy ' + format(datum.eb, '.2f') + ' → ' + format(datum.Ha, '.2f') + ' bits'"
     lines = (f"width < 420 ? [datum.name + ':  ' + format(datum.N, ',') + ' left', format(datum.eb, '.2f') + ' → ' + "
@@ -334,12 +323,12 @@ def _figures(y: float, groups: bool) -> dict:
     return {
         "transform": [
             {"filter": "datum.rn == 1"},
-            {"calculate": f"datum.n0 + {_cut('n')}", "as": "N"},
-            {"calculate": f"datum.gr ? 0 : (log({ZA}) - (datum.sx0 + {_cut('sx')}) / {ZA}) / LN2", "as": "Ha"},
-            {"calculate": f"datum.mass0 + {_cut('mass')}", "as": "Mk"},
+            {"calculate": f"datum.n0 + {cut_total('n')}", "as": "N"},
+            {"calculate": f"datum.gr ? 0 : (log({ZA}) - (datum.sx0 + {cut_total('sx')}) / {ZA}) / LN2", "as": "Ha"},
+            {"calculate": f"datum.mass0 + {cut_total('mass')}", "as": "Mk"},
             {"calculate": "'Entropy ' + format(datum.eb, '.2f') + ' bits before → ' + format(datum.Ha, '.2f') + ' bits after'",
              "as": "entropy"},
-            {"calculate": _fmt("datum.Mk"), "as": "massk"},
+            {"calculate": percent_text("datum.Mk"), "as": "massk"},
             {"calculate": "'Mass kept ' + datum.massk", "as": "mass"},
             {"calculate": ("format(datum.N, ',') + ' tokens left'" if groups else
                            "'Tokens left ' + format(datum.N, ',') + ' of ' + format(datum.vocab, ',')"), "as": "left"},
@@ -353,202 +342,4 @@ def _figures(y: float, groups: bool) -> dict:
         "encoding": {"x": {"value": 0},
                      "y": {"field": "fy", "type": "quantitative", "scale": None} if groups else {"value": y},
                      "text": {"field": "lines"}, "description": {"field": "exact", "type": "nominal"}},
-    }
-
-
-def spec(anchor: Settings, view: str = "probability", log_scale: bool = False, shown: int = 15,
-         controls=CONTROLLED, draw: bool = True) -> dict:
-    """The instrument as a Vega-Lite dict (its data: `frame`): bars of the `shown` most likely tokens before and
-    after the controls, the figures above them and (with `draw`) one draw below; the `controls` start at `anchor`
-    (the others stay at its values)."""
-    if view not in VIEWS:
-        raise ValueError(f"`view` must be one of {VIEWS}, got {view!r}")
-    if not set(controls) <= set(CONTROLLED):
-        raise ValueError(f"`controls` must be among {CONTROLLED}, got {controls!r}")
-    n = int(shown)
-    bars_bottom = BARS_TOP + n * ROW_H
-    draw_top = bars_bottom + DRAW_GAP
-    height = draw_top + DRAW_BAR_H if draw else bars_bottom + 8
-    params = _signals(anchor, controls)
-    transforms, unpacked = _pipeline()
-    za = ZA
-    value = {"probability": "datum.p0", "log-probability": "log(datum.p0)", "logit": "datum.l"}[view]
-    value_after = {"probability": "datum.after", "log-probability": "log(datum.after)", "logit": "datum.s"}[view]
-    title = {"probability": "probability", "log-probability": "log-probability (natural log)", "logit": "logit"}[view]
-    x_scale = {"type": "log"} if (log_scale and view == "probability") else {"zero": view == "probability"}
-    y_scale = {"range": [BARS_TOP, bars_bottom], "paddingInner": 0.15, "paddingOuter": 0.1}
-    tooltip = [{"field": "label", "type": "nominal", "title": "token"}, {"field": "id", "type": "quantitative"},
-               {"field": "rank", "type": "quantitative"},
-               {"field": "p_before", "type": "nominal", "title": "probability before"},
-               {"field": "p_after", "type": "nominal", "title": "probability after"},
-               {"field": "survives", "type": "nominal"},
-               {"field": "after", "type": "quantitative", "title": "after, exact", "format": ".17g"}]
-    # (a mark's aria-label lists its tooltip fields: what a screen reader says, and what the browser tests read)
-    bars = {
-        "transform": [
-            {"filter": f"datum.kind == 0 && datum.i < {n}"},
-            SURVIVES,
-            {"calculate": f"datum.survives ? datum.w / {za} : 0", "as": "after"},
-            {"calculate": "datum.i + 1", "as": "rank"},
-            {"calculate": _fmt("datum.p0"), "as": "p_before"},
-            {"calculate": "datum.survives ? " + _fmt("datum.after") + " : 'removed'", "as": "p_after"},
-            {"calculate": value, "as": "vb"},
-            {"calculate": f"datum.survives && datum.after > 0 ? {value_after} : null", "as": "va"},
-            {"fold": ["vb", "va"], "as": ["which", "value"]},
-            {"filter": "isValid(datum.value) && isFinite(datum.value)" + (
-                " && datum.value > 0" if log_scale and view == "probability" else "")},
-            {"calculate": "datum.which == 'va' ? 'after' : datum.survives ? 'before' : 'before (removed)'",
-             "as": "series"},
-            {"calculate": "datum.which == 'va' ? 1 : 0", "as": "slot"},
-        ],
-        "params": [*_control_params(anchor, controls),  # (a click on the same token at another position is a new selection)
-                   {"name": "pick", "select": {"type": "point", "fields": ["id", "step"], "on": "click"}}],
-        "mark": {"type": "bar"},
-        "encoding": {
-            "y": {"field": "label", "type": "nominal", "sort": {"field": "i", "op": "min"}, "title": None,
-                  "scale": y_scale,
-                  "axis": {"labelOverlap": False, "labelLimit": style.TOKEN_LABEL_LIMIT,
-                           "labelFontSize": style.LABEL_SIZE}},
-            "yOffset": {"field": "slot", "type": "ordinal", "scale": {"domain": [0, 1], "paddingInner": 0.1}},
-            "x": {"field": "value", "type": "quantitative", "title": title, "scale": x_scale, "stack": None,
-                  "axis": {"format": "%" if view == "probability" else "", "orient": "top",
-                           "offset": -(BARS_TOP - 6)}},
-            "color": {"field": "series", "type": "nominal",
-                      "scale": {"domain": list(SERIES_COLOURS), "range": list(SERIES_COLOURS.values())},
-                      "legend": {"title": None, "orient": "none", "legendX": 0, "legendY": FIGURES_H - 4,
-                                 "direction": "horizontal"}},
-            "tooltip": tooltip,
-        },
-    }
-    figures = _figures(0, groups=False)
-    # the draw: each kept token owns a stretch of [0, 1] as long as its probability, in the draw's order
-    # (the draw's layers share these: the kept rows named in it, the first DRAWN and where u lands, with their
-    # stretches; each layer then picks among those few rows)
-    shared = [{"filter": "datum.kept"},
-              {"calculate": za, "as": "za"},
-              {"calculate": "(datum.cw - datum.w) / datum.za", "as": "start"},
-              {"calculate": "datum.cw / datum.za", "as": "end"},
-              {"calculate": "datum.start <= datum.u && datum.u < datum.end", "as": "picked"},
-              {"filter": f"(datum.kind == 0 && datum.cn <= {DRAWN}) || datum.picked"},
-              {"calculate": f"datum.kind == 0 ? datum.label : 'a token past the top {TOP_ROWS:,}'", "as": "name"}]
-    draw_x = {"field": "start", "type": "quantitative", "scale": {"domain": [0, 1]},
-              "axis": {"format": "%", "title": "one draw: cumulative probability after", "titleAnchor": "end"}}
-    stretches = {
-        "transform": [{"calculate": f"datum.picked ? '{PICK_COLOUR}' : datum.cn % 2 ? '{STRETCH_COLOURS[1]}' : "
-                                    f"'{STRETCH_COLOURS[0]}'", "as": "colour"},
-                      {"calculate": _fmt("datum.end - datum.start"), "as": "shown"},
-                      {"calculate": "datum.cn", "as": "rank after"}],
-        "mark": {"type": "bar", "stroke": "white", "strokeWidth": 1},
-        "encoding": {"x": draw_x, "x2": {"field": "end"}, "y": {"value": draw_top},
-                     "y2": {"value": draw_top + DRAW_BAR_H},
-                     "color": {"field": "colour", "type": "nominal", "scale": None, "legend": None},
-                     "tooltip": [{"field": "name", "type": "nominal", "title": "token"},
-                                 {"field": "rank after", "type": "quantitative"},
-                                 {"field": "shown", "type": "nominal", "title": "probability"}]},
-    }
-    other = {
-        "transform": [{"filter": f"datum.kind == 0 && datum.cn == {DRAWN} && datum.n0 + {_cut('n')} > {DRAWN}"},
-                      {"calculate": f"format(datum.n0 + {_cut('n')} - {DRAWN}, ',') + ' other tokens'", "as": "name"}],
-        "mark": {"type": "bar", "color": OTHER_COLOUR, "stroke": "white", "strokeWidth": 1},
-        "encoding": {"x": {"field": "end", "type": "quantitative"}, "x2": {"datum": 1},
-                     "y": {"value": draw_top}, "y2": {"value": draw_top + DRAW_BAR_H},
-                     "tooltip": [{"field": "name", "type": "nominal", "title": "the rest"}]},
-    }
-    span = "((datum.end - datum.start) * width)"  # px: the draw's x runs over the whole width (its scale is not 'x')
-    names = {
-        "transform": [{"calculate": "(datum.start + datum.end) / 2", "as": "mid"}],
-        "mark": {"type": "text", "fontSize": 11, "color": style.TEXT, "limit": {"expr": f"{span} - 6"},
-                 "opacity": {"expr": f"{span} >= min(34, 7 * length(datum.name) + 6) ? 1 : 0"}},
-        "encoding": {"x": {"field": "mid", "type": "quantitative"}, "y": {"value": draw_top + DRAW_BAR_H / 2},
-                     "text": {"field": "name"}},
-    }
-    spot = {
-        "transform": [{"filter": "datum.picked"},
-                      {"calculate": "'u = ' + format(datum.u, '.4f') + ' → ' + (datum.kind == 0 ? datum.label : 'a token past the top "
-                                    f"{TOP_ROWS:,} (rank ' + format(datum.cn, ',') + ')')", "as": "ulabel"},
-                      {"calculate": "'Draw: u lands on id: ' + (datum.kind == 0 ? datum.id : -1) + '; rank after: ' + "
-                                    "datum.cn", "as": "exact"}],
-        "layer": [
-            {"mark": {"type": "rule", "color": U_COLOUR, "strokeWidth": 2},
-             "encoding": {"x": {"field": "u", "type": "quantitative"}, "y": {"value": draw_top - 12},
-                          "y2": {"value": draw_top + DRAW_BAR_H + 4}}},
-            {"mark": {"type": "text", "color": U_COLOUR, "fontWeight": "bold", "fontSize": style.LABEL_SIZE,
-                      "align": {"expr": "datum.u > 0.5 ? 'right' : 'left'"},  # towards the wider side
-                      "dx": {"expr": "datum.u > 0.5 ? -4 : 4"},
-                      "limit": {"expr": "datum.u > 0.5 ? datum.u * width - 4 : (1 - datum.u) * width - 4"}},
-             "encoding": {"x": {"field": "u", "type": "quantitative"}, "y": {"value": draw_top - 20},
-                          "text": {"field": "ulabel"}, "description": {"field": "exact", "type": "nominal"}}},
-        ],
-    }
-    return _single({
-        "$schema": "https://vega.github.io/schema/vega-lite/v6.json",
-        "params": params,
-        "transform": transforms,
-        "height": height,
-        "layer": [unpacked, figures, bars, *([{"transform": shared, "layer": [other, stretches, names, spot]}]
-                                             if draw else [])],
-        "resolve": {"scale": {"x": "independent", "y": "independent", "color": "independent"}},
-        "autosize": {"type": "fit-x", "contains": "padding"}, "padding": style.PADDING,
-        "config": style.CONFIG,
-    })
-
-
-# --------------------------------------------------------------------------- Compare: several distributions
-
-def compare_spec(anchor: Settings, names: list[str], rows: int, processed: bool = True) -> dict:
-    """Compare's instrument as a Vega-Lite dict (its data: compare.instrument_frame, a group per column): each
-    column's probability of the `rows` tokens on one shared axis (the union of the columns' top tokens, matched by
-    text), ordered by the largest; with `processed`, after the controls (T, K, P, MP, starting at `anchor`; a column's
-    own temperature and top-p win), each column's figures above."""
-    n = len(names)
-    controls = tuple(c for c in CONTROLLED if c != "repetition_penalty") if processed else ()
-    row_h = max(style.ROW + 2, 9 * n + 6)  # px per token: a bar per column
-    narrow = "width < 420"  # a phone: three short lines of figures a column, else two
-    figures_h = f"({n} * ({narrow} ? 57 : 38) + 6)"
-    bars_top = f"({figures_h} + {20 * math.ceil(n / 2) + 54})"  # the legend (two columns a row), then the x axis
-    height = n * 57 + 6 + 20 * math.ceil(n / 2) + 54 + int(rows) * row_h + 8  # (the tallest: on a phone)
-    colours = [style.COLUMN_COLOURS[i % len(style.COLUMN_COLOURS)] for i in range(n)]
-    value = "datum.after" if processed else "datum.p0"
-    tooltip = [{"field": "name", "type": "nominal", "title": "column"},
-               {"field": "label", "type": "nominal", "title": "token"},
-               {"field": "shown", "type": "nominal", "title": "probability"},
-               {"field": "value", "type": "quantitative", "title": "exact", "format": ".17g"}]
-    bars = {
-        "transform": [
-            {"filter": "datum.kind == 0 && datum.on == 1"},  # the tokens on the shared axis
-            SURVIVES,
-            {"calculate": f"datum.survives ? datum.w / {ZA} : 0", "as": "after"},
-            {"calculate": value, "as": "value"},
-            {"calculate": f"{value} > 0 || !{str(processed).lower()} ? {_fmt(value)} : 'removed'", "as": "shown"},
-        ],
-        "params": _control_params(anchor, controls),
-        "mark": {"type": "bar"},
-        "encoding": {
-            "y": {"field": "label", "type": "nominal", "title": None,
-                  "sort": {"field": "value", "op": "max", "order": "descending"},
-                  "scale": {"range": [{"expr": bars_top}, {"expr": f"{bars_top} + {int(rows) * row_h}"}],
-                            "paddingInner": 0.15, "paddingOuter": 0.1},
-                  "axis": {"labelOverlap": False, "labelLimit": style.TOKEN_LABEL_LIMIT,
-                           "labelFontSize": style.LABEL_SIZE}},
-            "yOffset": {"field": "name", "type": "nominal", "sort": list(names),
-                        "scale": {"domain": list(names), "paddingInner": 0.08}},
-            "x": {"field": "value", "type": "quantitative", "stack": None, "scale": {"zero": True},
-                  "title": "probability after the controls" if processed else "probability",
-                  "axis": {"format": "%", "orient": "top", "offset": {"expr": f"6 - {bars_top}"}}},
-            "color": {"field": "name", "type": "nominal", "scale": {"domain": list(names), "range": colours},
-                      "legend": {"title": None, "orient": "none", "legendX": 0, "legendY": {"expr": figures_h},
-                                 "direction": "horizontal", "columns": 2}},
-            "tooltip": tooltip,
-        },
-    }
-    transforms, unpacked = _pipeline()
-    return {
-        "$schema": "https://vega.github.io/schema/vega-lite/v6.json",
-        "params": _signals(anchor, controls),
-        "transform": transforms,
-        "height": height,
-        "layer": [unpacked, _figures(0, groups=True), bars],
-        "resolve": {"scale": {"x": "independent", "y": "independent", "color": "independent"}},
-        "autosize": {"type": "fit-x", "contains": "padding"}, "padding": style.PADDING,
-        "config": style.CONFIG,
     }

@@ -271,7 +271,7 @@ def test_compares_instrument_orders_by_largest_probability_and_names_every_bar(t
     """What Compare draws in the browser: the shared axis by each token's largest probability after the controls,
     every token labelled, every bar in its label's band, every column in the legend and in the figures."""
     from dashboard.compare import instrument_frame
-    from dashboard.instrument import compare_spec
+    from dashboard.instrument_charts import compare_spec
 
     settings = Settings(strategy="sample", temperature=0.8, top_p=0.9)
     columns = []
@@ -298,7 +298,7 @@ def test_compares_instrument_orders_by_largest_probability_and_names_every_bar(t
     assert "…" not in shown and " left" in shown and "kept" in shown, shown  # the figures whole, on a phone too
 
 
-ROW_H_PX = 13  # half a token's row in the instrument (instrument.ROW_H)
+ROW_H_PX = 13  # half a token's row in the instrument (instrument_charts.ROW_H)
 
 
 @pytest.mark.parametrize("width", WIDTHS)
@@ -307,7 +307,8 @@ def test_the_instruments_bars_figures_and_draw_fit_and_are_named(tiny_gpt2, gpt2
     """Next token's instrument (and the Inside cell's, without a draw) at a phone's and a desktop's width: every
     text inside the chart and apart, the figures whole, the bars in raw rank order, each in its label's band."""
     from dashboard.charts import unique_labels
-    from dashboard.instrument import frame, spec
+    from dashboard.instrument import frame
+    from dashboard.instrument_charts import spec
     from dashboard.payload import payload
 
     ids = encode(gpt2_tokenizer, FRANCE)

@@ -14,7 +14,8 @@ import torch
 
 from dashboard import instrument
 from dashboard import payload as payload_mod
-from dashboard.instrument import spec, twin
+from dashboard.instrument import twin
+from dashboard.instrument_charts import spec
 from dashboard.payload import payload
 from dashboard.sampling import Settings, distribution, entropy_bits
 from dashboard.ui.instrument import picked_id, values_from_bridge, values_from_selection

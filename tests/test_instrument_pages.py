@@ -12,7 +12,7 @@ import re
 import pytest
 import torch
 
-from dashboard import instrument
+from dashboard import instrument, instrument_charts
 from dashboard.compare import instrument_frame
 from dashboard.payload import payload
 from dashboard.sampling import Settings, distribution, entropy_bits
@@ -74,7 +74,7 @@ def test_compare_in_the_browser_matches_distribution_column_by_column(columns, v
     frame, rows = instrument_frame(columns, 8)
     shared = Settings(strategy="sample", **values)
     names = [c[0] for c in columns]
-    labels = rendered(instrument.compare_spec(shared, names, rows, processed=True), frame)
+    labels = rendered(instrument_charts.compare_spec(shared, names, rows, processed=True), frame)
     bars = [fields(x) for x in labels if "exact: " in x and "column: " in x]
     shown = figures(labels)
     assert len(bars) >= 3 * 8 and set(shown) == set(names)
@@ -110,7 +110,7 @@ def test_compare_puts_every_columns_top_tokens_on_one_axis_matched_by_text(colum
 
 def test_compares_raw_view_draws_the_raw_probabilities_and_has_no_inputs(columns):
     frame, rows = instrument_frame(columns[:2], 5)
-    chart = instrument.compare_spec(Settings(strategy="sample", temperature=0.3), ["Prompt 1", "Prompt 2"], rows,
+    chart = instrument_charts.compare_spec(Settings(strategy="sample", temperature=0.3), ["Prompt 1", "Prompt 2"], rows,
                                     processed=False)
     assert "bind" not in json.dumps(chart)
     bars = [fields(x) for x in rendered(chart, frame) if "exact: " in x and "column: " in x]
@@ -127,7 +127,7 @@ def test_the_inside_cells_instrument_has_no_penalty_and_no_draw_and_matches_dist
     controls = ("temperature", "top_k", "top_p", "min_p")
     for values in SETTINGS[1:4]:
         s = Settings(strategy="sample", **values)
-        chart = instrument.spec(s, shown=12, controls=controls, draw=False)
+        chart = instrument_charts.spec(s, shown=12, controls=controls, draw=False)
         text = json.dumps(chart)
         assert "Repetition penalty" not in text and "one draw" not in text and "Temperature" in text
         labels = rendered(chart, instrument.frame(data))

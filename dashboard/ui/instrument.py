@@ -9,7 +9,7 @@ import functools
 
 import streamlit as st
 
-from dashboard import instrument, ui
+from dashboard import instrument, instrument_charts, ui
 from dashboard.payload import payload
 from dashboard.ui import layout
 from dashboard.settings import CONTROLS, Settings, coerce
@@ -188,7 +188,7 @@ def show(path, tok, seed: int, view: str, log_scale: bool, shown: int, on_pick) 
     if u not in frames:
         frames.clear()
         frames[u] = instrument.frame(data, u, version)
-    _draw("nt", frames[u], (view, log_scale, shown), lambda a: instrument.spec(a, view, log_scale, shown),
+    _draw("nt", frames[u], (view, log_scale, shown), lambda a: instrument_charts.spec(a, view, log_scale, shown),
           instrument.CONTROLLED, int(path.logits.shape[-1]), version, on_pick)
     return Settings(strategy="sample", seed=seed, **current())
 
@@ -202,7 +202,7 @@ def show_logits(prefix: str, data_for, logits, tok, shown: int = 12, controls=IN
         logits, [], lambda ids: unique_labels([tok.decode([i]) for i in ids], ids), top=max(shown, 50)))
     if not frames:
         frames[0] = instrument.frame(data)
-    _draw(prefix, frames[0], ("logits", shown), lambda a: instrument.spec(a, shown=shown, controls=controls,
+    _draw(prefix, frames[0], ("logits", shown), lambda a: instrument_charts.spec(a, shown=shown, controls=controls,
                                                                            draw=False), controls)
     return Settings(strategy="sample", **current(controls))
 
@@ -214,7 +214,7 @@ def show_compare(data_for, build, names: list[str], processed: bool) -> Settings
     _, (data, rows), _, _ = _version("cmp", data_for, build)
     controls = INSIDE_CONTROLS if processed else ()
     _draw("cmp", data, (tuple(names), rows, processed),
-          lambda a: instrument.compare_spec(a, names, rows, processed), controls)
+          lambda a: instrument_charts.compare_spec(a, names, rows, processed), controls)
     return Settings(strategy="sample", **current(INSIDE_CONTROLS))
 
 
