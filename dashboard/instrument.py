@@ -284,24 +284,34 @@ def pipeline() -> tuple[list[dict], dict]:
     return transforms, unpacked
 
 
-def single(chart: dict) -> dict:
-    """`chart` for one distribution (one group): the per-row temperature, top-p and greedy flag become the
-    controls' signals T, P, G, the per-group lookups of what the unpacked bins add become signals, and nothing is
-    grouped. The same numbers with fewer expressions per row, so a move redraws sooner."""
+def shared_controls(chart: dict) -> dict:
+    """`chart` where no group has its own settings: the per-row temperature, top-p and greedy flag become the
+    controls' signals T, P, G. The same numbers with fewer expressions per row, so a move redraws sooner."""
     import json
     import re
 
     chart = dict(chart)
     chart["transform"] = [t for t in chart["transform"] if t.get("as") not in ("t", "tp", "gr")]
     text = json.dumps(chart)
-    for field in ("n", "z", "sx", "mass"):
-        text = text.replace(json.dumps(cut_total(field))[1:-1], f"cut_{field}")
     text = re.sub(r"datum\.tp\b", "P", text)
     text = re.sub(r"datum\.t\b", "T", text)
     text = re.sub(r"datum\.gr\b", "G", text)
+    out = json.loads(text)
+    out["params"] = [*out["params"], {"name": "G", "expr": "T == 0"}]
+    return out
+
+
+def single(chart: dict) -> dict:
+    """`chart` for one distribution (one group): shared_controls, and the per-group lookups of what the unpacked
+    bins add become signals, and nothing is grouped."""
+    import json
+
+    text = json.dumps(shared_controls(chart))
+    for field in ("n", "z", "sx", "mass"):
+        text = text.replace(json.dumps(cut_total(field))[1:-1], f"cut_{field}")
     text = text.replace(', "groupby": ["g"]', "")
     out = json.loads(text)
-    out["params"] = [*out["params"], {"name": "G", "expr": "T == 0"},
+    out["params"] = [*out["params"],
                      *({"name": f"cut_{f}", "expr": f"length(data('{CUT_DATA}')) ? data('{CUT_DATA}')[0].{f} : 0"}
                        for f in ("n", "z", "sx", "mass"))]
     return out

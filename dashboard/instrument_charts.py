@@ -7,7 +7,7 @@ import math
 
 from dashboard import chart_style as style
 from dashboard.instrument import (CONTROLLED, SURVIVES, ZA, control_params, cut_total, figures_layer, percent_text,
-                                  pipeline, signals, single)
+                                  pipeline, shared_controls, signals, single)
 from dashboard.payload import TOP_ROWS
 from dashboard.settings import Settings
 
@@ -162,11 +162,11 @@ def spec(anchor: Settings, view: str = "probability", log_scale: bool = False, s
 
 # --------------------------------------------------------------------------- Compare: several distributions
 
-def compare_spec(anchor: Settings, names: list[str], rows: int, processed: bool = True) -> dict:
+def compare_spec(anchor: Settings, names: list[str], rows: int, processed: bool = True, own: bool = True) -> dict:
     """Compare's instrument as a Vega-Lite dict (its data: compare.instrument_frame, a group per column): each
     column's probability of the `rows` tokens on one shared axis (the union of the columns' top tokens, matched by
     text), ordered by the largest; with `processed`, after the controls (T, K, P, MP, starting at `anchor`; a column's
-    own temperature and top-p win), each column's figures above."""
+    own temperature and top-p win; without `own`, none has them), each column's figures above."""
     n = len(names)
     controls = tuple(c for c in CONTROLLED if c != "repetition_penalty") if processed else ()
     row_h = max(style.ROW + 2, 9 * n + 6)  # px per token: a bar per column
@@ -209,7 +209,7 @@ def compare_spec(anchor: Settings, names: list[str], rows: int, processed: bool 
         },
     }
     transforms, unpacked = pipeline()
-    return {
+    chart = {
         "$schema": "https://vega.github.io/schema/vega-lite/v6.json",
         "params": signals(anchor, controls),
         "transform": transforms,
@@ -219,3 +219,4 @@ def compare_spec(anchor: Settings, names: list[str], rows: int, processed: bool 
         "autosize": {"type": "fit-x", "contains": "padding"}, "padding": style.PADDING,
         "config": style.CONFIG,
     }
+    return chart if own else shared_controls(chart)

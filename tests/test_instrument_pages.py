@@ -69,15 +69,17 @@ def columns(smollm):
     return out
 
 
+@pytest.mark.parametrize("own", [True, False], ids=["a-column-with-its-own", "shared-only"])
 @pytest.mark.parametrize("values", SETTINGS, ids=lambda v: ",".join(f"{k}={x}" for k, x in v.items()))
-def test_compare_in_the_browser_matches_distribution_column_by_column(columns, values):
+def test_compare_in_the_browser_matches_distribution_column_by_column(columns, values, own):
+    columns = columns if own else columns[:2]  # (without own settings the spec reads the controls' signals only)
     frame, rows = instrument_frame(columns, 8)
     shared = Settings(strategy="sample", **values)
     names = [c[0] for c in columns]
-    labels = rendered(instrument_charts.compare_spec(shared, names, rows, processed=True), frame)
+    labels = rendered(instrument_charts.compare_spec(shared, names, rows, processed=True, own=own), frame)
     bars = [fields(x) for x in labels if "exact: " in x and "column: " in x]
     shown = figures(labels)
-    assert len(bars) >= 3 * 8 and set(shown) == set(names)
+    assert len(bars) >= len(columns) * 8 and set(shown) == set(names)
     for name, tok, logits, own in columns:
         settings = Settings(**{**shared.as_dict(), "temperature": own.temperature, "top_p": own.top_p}) if own else shared
         d = distribution(logits, settings)
@@ -159,12 +161,14 @@ def test_compare_page_keeps_its_spec_while_the_controls_move_and_the_divergences
     assert (chart.key, chart.proto.spec, chart.proto.data.data) == before  # the browser drew it already
     assert at.table[0].value["JS (bits)"].iloc[0] != js  # the divergences follow the settled value
     assert at.query_params["temperature"] in ("0.3", ["0.3"])
-    at.toggle(key="cmp_own_1").set_value(True).run()  # a column's own settings: new data, the same chart
-    at.slider(key="cmp_temperature_1").set_value(1.7).run()
+    at.toggle(key="cmp_own_1").set_value(True).run()  # a column's own settings: a spec that reads them per row,
+    own = chart_of(at, "cmp").proto.spec  # its inputs starting where the controls are
+    assert own != before[1] and '"value": [{"v": 0.3}]' in own and "datum.ot" in own and "datum.ot" not in before[1]
+    at.slider(key="cmp_temperature_1").set_value(1.7).run()  # then moving them swaps the data only
     chart = chart_of(at, "cmp")
-    assert (chart.key, chart.proto.spec) == before[:2] and chart.proto.data.data != before[2]
+    assert chart.proto.spec == own and chart.proto.data.data != before[2]
     at.toggle(key="cmp_processed").set_value(False).run()  # own settings: still processed
-    assert chart_of(at, "cmp").proto.spec == before[1]
+    assert chart_of(at, "cmp").proto.spec == own
     at.toggle(key="cmp_own_1").set_value(False).run()  # raw: a chart without inputs
     (raw,) = [c for c in at.get("vega_lite_chart") if "datum.on == 1" in c.proto.spec]  # (no key: it reports nothing)
     assert '"bind"' not in raw.proto.spec and not at.exception

@@ -213,8 +213,9 @@ def show_compare(data_for, build, names: list[str], processed: bool) -> Settings
     settings held now."""
     _, (data, rows), _, _ = _version("cmp", data_for, build)
     controls = INSIDE_CONTROLS if processed else ()
-    _draw("cmp", data, (tuple(names), rows, processed),
-          lambda a: instrument_charts.compare_spec(a, names, rows, processed), controls)
+    own = bool(data["ot"].notna().any() or data["op"].notna().any())  # a column with its own settings
+    _draw("cmp", data, (tuple(names), rows, processed, own),
+          lambda a: instrument_charts.compare_spec(a, names, rows, processed, own), controls)
     return Settings(strategy="sample", **current(INSIDE_CONTROLS))
 
 
