@@ -142,7 +142,8 @@ def instrument_frame(columns: list[tuple[str, object, torch.Tensor, object]], k:
             q = encode(tok, text)
             if len(q) == 1 and tok.decode(q) == text and bool(torch.isfinite(logits[q[0]])):
                 on[q[0]] = label
-        data = payload(logits, [], lambda ids: [on.get(i, "") for i in ids], extra=list(on))
+        data = payload(logits, [], lambda ids: [on.get(i, "") for i in ids], top=k, extra=list(on))  # (only the
+        # tokens on the axis are drawn: the rest may as well be bins, top-k past them unpacks its bin)
         frame = instrument.frame(data, group=g, name=name,
                                  ot=own.temperature if own else np.nan, op=own.top_p if own else np.nan)
         frames.append(frame.assign(on=frame["id"].isin(list(on)).astype(int)))

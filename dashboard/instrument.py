@@ -86,6 +86,15 @@ def twin(p: Payload, settings: Settings, u: float = 0.5) -> Figures:
     rn[order] = np.arange(1, len(r) + 1)
     cw, cn = np.empty(len(r)), np.empty(len(r))
     cw[order], cn[order] = np.cumsum(w[order]), np.cumsum(c[order])
+    # 3b. a top-k cut inside a bin: that bin's tokens one by one (kind 2), in the order again, so exactly K are kept
+    straddles = np.nonzero(bins & (K > 0) & (cn - c < K) & (K < cn))[0] if not greedy else []
+    if len(straddles):
+        j = int(straddles[0])
+        t = l[j] - np.array([int(o) for o in r["offs"].iloc[j].split(",")]) * UNIT
+        tokens = pd.DataFrame({"kind": 2, "i": r["i"].iloc[j], "id": -1, "label": "", "l": t, "pen": 0,
+                               "p0": np.exp(t - p.lse), "c": 1})
+        rows = pd.concat([r.drop(index=r.index[j]), tokens], ignore_index=True)
+        return twin(Payload(rows, p.vocab, p.tail_top, p.lse, p.entropy_before), settings, u)
     # 4. top-k keeps the first K; top-p the tokens with less than P of top-k's mass before them; min-p the tokens
     #    at least MP times as likely as the top one. Each keeps a prefix of that order; a bin a cut falls in is
     #    unpacked and its tokens decided one by one.
@@ -223,6 +232,19 @@ def pipeline() -> tuple[list[dict], dict]:
         # 3. the draw's order: processed logit, most likely first
         {"window": [{"op": "sum", "field": "w", "as": "cw"}, {"op": "sum", "field": "c", "as": "cn"},
                     {"op": "row_number", "as": "rn"}], "sort": order, "groupby": by},
+        # 3b. a top-k cut inside a bin: that bin's tokens one by one (kind 2), in the order again, so exactly the
+        #     first K are kept (and top-p's base, top-k's mass, is exact)
+        {"calculate": "datum.kind == 1 && K > 0 && !datum.gr && datum.cn - datum.c < K && K < datum.cn ? "
+                      "split(datum.offs, ',') : [null]", "as": "kparts"},
+        {"flatten": ["kparts"], "as": ["koff"]},
+        {"calculate": "isValid(datum.koff) ? 2 : datum.kind", "as": "kind"},
+        {"calculate": f"datum.kind == 2 ? datum.l - toNumber(datum.koff) * {UNIT!r} : datum.l", "as": "l"},
+        {"calculate": "datum.kind == 2 ? datum.l / datum.t : datum.s", "as": "s"},
+        {"calculate": "datum.kind == 2 ? exp(datum.s - datum.m) : datum.w", "as": "w"},
+        {"calculate": "datum.kind == 2 ? 1 : datum.c", "as": "c"},
+        {"calculate": "datum.kind == 2 ? exp(datum.l - datum.lse) : datum.p0", "as": "p0"},
+        {"window": [{"op": "sum", "field": "w", "as": "cw"}, {"op": "sum", "field": "c", "as": "cn"},
+                    {"op": "row_number", "as": "rn"}], "sort": order, "groupby": by},
         # 4. top-k keeps the first K; top-p the tokens with less than P of top-k's mass before them; min-p the
         #    tokens at least MP times as likely as the top one. Each keeps a prefix of that order: st is 1 for a
         #    kept row, 0 for a removed one, 2 for a bin a cut falls in (unpacked by the "cut" layer)
@@ -246,7 +268,7 @@ def pipeline() -> tuple[list[dict], dict]:
         {"calculate": "datum.st == 1 && !datum.unpack", "as": "kept"},
         {"calculate": "datum.kept ? datum.c : 0", "as": "kc"},
         {"calculate": "datum.kept ? datum.w : 0", "as": "kw"},
-        {"calculate": f"!datum.kept || datum.gr ? 0 : datum.kind == 0 ? datum.w * (datum.s - datum.m) : "
+        {"calculate": f"!datum.kept || datum.gr ? 0 : datum.kind != 1 ? datum.w * (datum.s - datum.m) : "
                       f"exp({xm}) * ({xm} * (datum.c + datum.S0) + {S1})", "as": "kwx"},
         {"calculate": "datum.kept ? datum.p0 : 0", "as": "kp"},
         {"joinaggregate": [{"op": "sum", "field": "kc", "as": "n0"}, {"op": "sum", "field": "kw", "as": "z0"},

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-TOP_ROWS = 200  # tokens sent one by one
+TOP_ROWS = 50  # tokens sent one by one (the most the chart shows; a top-k cut past them unpacks its bin)
 BIN_WIDTH = 0.3  # logits: with 8 moments a bin's weight is exact to ~1e-10 of itself where it counts
 BIN_COUNT = 400  # at most this many tokens in a bin (an unpacked bin is this many rows at most)
 MOMENTS = 8  # central moments M1..M8 of a bin's logits

@@ -28,6 +28,8 @@ SETTINGS = [
     dict(temperature=2.0, top_p=0.97, top_k=0),
     dict(temperature=0.7, top_k=5, top_p=0.75, min_p=0.05),
     dict(temperature=1.3, min_p=0.002),  # a min-p cut in the tail
+    dict(temperature=1.2, top_k=120, top_p=0.99),  # a top-k cut inside a bin (past the tokens sent one by one)
+    dict(temperature=1.8, top_k=77, min_p=0.001),
     dict(temperature=0.0),
 ]
 OWN = Settings(strategy="sample", temperature=0.6, top_p=0.8)  # the third column's own temperature and top-p

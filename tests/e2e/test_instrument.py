@@ -23,6 +23,7 @@ GRID = [  # temperature > 1, top-p cuts deep in the tail, min-p with top-p and t
     dict(temperature=1.6, top_p=0.5, repetition_penalty=1.3), dict(temperature=2.0, top_p=0.97, repetition_penalty=2.0),
     dict(temperature=1.8, top_p=0.9, repetition_penalty=1.6, min_p=0.01), dict(temperature=0.0),
     dict(temperature=0.05, top_p=0.5), dict(temperature=1.4, repetition_penalty=1.3, min_p=0.02, top_k=200),
+    dict(temperature=1.7, top_k=150, top_p=0.98, repetition_penalty=1.6),  # a top-k cut inside a tail bin
 ]
 
 READ_JS = """() => {
