@@ -227,8 +227,8 @@ def bench_browser() -> None:
     record("slider_server_cpu_ms", r["cpu"], 10, "ms",
            note=f"server CPU per move over a 16-move drag (40 ms apart) and the one rerun after it; {r['cpu_load']}")
     record("after_release_ms", med(r["release"]), 200, "ms",
-           note=f"key release → table, draw sentence and link updated, median of {len(r['release'])} (Streamlit "
-                f"reports a selection 150 ms after its last change); {r['release_load']}")
+           note=f"key release → table, draw sentence and link updated, median of {len(r['release'])} (the bridge "
+                f"reports a move 60 ms after its last change); {r['release_load']}")
     raw_ms = RAW_STEP_MS.get("ms")
     floor = med(r["baseline"]["floor"])
     goal = None if raw_ms is None else 1.5 * raw_ms + floor
