@@ -50,3 +50,8 @@ def finish(chart):
     """`chart` with the shared look and a width that fits its container: the page (width="stretch") or an export
     sets the width, and axes, labels and legend fit inside it."""
     return chart.properties(autosize=_AUTOSIZE, padding=PADDING).configure(**CONFIG)
+
+
+def column_colours(n: int) -> list[str]:
+    """The colours of n compared columns (COLUMN_COLOURS, cycled)."""
+    return [COLUMN_COLOURS[i % len(COLUMN_COLOURS)] for i in range(n)]

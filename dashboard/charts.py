@@ -175,16 +175,13 @@ def ranked_text_html(prefix: str, tokens: list[str], scores, alternatives: list[
     return '<div style="white-space:pre-wrap;line-height:1.8;font-size:1.02rem">' + "".join(parts) + "</div>"
 
 
-COLUMN_COLOURS = style.COLUMN_COLOURS
-
-
 def compare_chart(frame: pd.DataFrame) -> alt.Chart:
     """Bars per token, one per column, on one shared token axis ordered by the largest probability (ties in the
     order the tokens first appear: the first column's ranking)."""
     best = frame.groupby("token", sort=False)["probability"].max()
     order = best.sort_values(ascending=False, kind="stable").index.tolist()
     columns = list(dict.fromkeys(frame["column"]))
-    colours = [COLUMN_COLOURS[i % len(COLUMN_COLOURS)] for i in range(len(columns))]
+    colours = style.column_colours(len(columns))
     frame = frame.assign(shown=frame["probability"].map(probability))
     return style.finish(alt.Chart(frame).mark_bar().encode(
         y=alt.Y("token:N", sort=order, title=None, axis=style.token_axis()),

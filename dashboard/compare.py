@@ -98,53 +98,56 @@ def divergence_row(pair: str, p: torch.Tensor | None, q: torch.Tensor | None, k:
     }
 
 
+def shared_axis(columns: list[tuple[object, torch.Tensor]], k: int) -> tuple[list[str], list[dict[str, int]]]:
+    """The union of every column's (tokenizer, scores) top-k tokens, matched by text: its visible labels (the first
+    column's ranking first), and for each column {label: id} of the labels whose text is one token of its
+    vocabulary."""
+    from dashboard.tokens import encode
+
+    union: dict[str, str] = {}  # visible label -> token text
+    for tok, scores in columns:
+        for t in scores.topk(min(k, int(torch.isfinite(scores).sum()))).indices.tolist():
+            union.setdefault(visible(tok.decode([t])), tok.decode([t]))
+    found = []
+    for tok, _ in columns:
+        ids = {}
+        for label, text in union.items():
+            q = encode(tok, text)
+            if len(q) == 1 and tok.decode(q) == text:
+                ids[label] = q[0]
+        found.append(ids)
+    return list(union), found
+
+
 def shared_axis_frame(columns: list[tuple[str, object, torch.Tensor]], k: int):
     """Long table (token, column, probability) over the union of every column's top-k tokens, matched by text,
     so the same token lines up across columns (a text that is not one token in a column's vocabulary: 0)."""
     import pandas as pd
 
-    from dashboard.tokens import encode, visible
-
-    union: dict[str, str] = {}  # visible label -> token text
-    for _, tok, probs in columns:
-        for t in probs.topk(k).indices.tolist():
-            union.setdefault(visible(tok.decode([t])), tok.decode([t]))
-    rows = []
-    for name, tok, probs in columns:
-        for label, text in union.items():
-            q = encode(tok, text)
-            p = float(probs[q[0]]) if len(q) == 1 and tok.decode(q) == text else 0.0
-            rows.append({"token": label, "column": name, "probability": p})
-    return pd.DataFrame(rows)
+    labels, found = shared_axis([(tok, probs) for _, tok, probs in columns], k)
+    return pd.DataFrame([{"token": label, "column": name,
+                          "probability": float(probs[ids[label]]) if label in ids else 0.0}
+                         for (name, _, probs), ids in zip(columns, found) for label in labels])
 
 
 def instrument_frame(columns: list[tuple[str, object, torch.Tensor, object]], k: int):
     """Compare's instrument data (instrument_charts.compare_spec): for each column (name, tokenizer, raw logits, own
     settings or None) its payload as a group, with its own temperature and top-p (ot, op; none: the controls') and
-    the union of every column's top-k tokens, matched by text, marked `on` under their shared label. A token's
-    top-k place never changes with the controls (they keep the order), so the union is fixed per prompt."""
+    the union of every column's top-k tokens, matched by text (shared_axis), marked `on` under their shared label. A
+    token's top-k place never changes with the controls (they keep the order), so the union is fixed per prompt."""
     import numpy as np
     import pandas as pd
 
     from dashboard import instrument
     from dashboard.payload import payload
-    from dashboard.tokens import encode
 
-    union: dict[str, str] = {}  # visible label -> token text
-    for _, tok, logits, _ in columns:
-        finite = int(torch.isfinite(logits).sum())
-        for t in logits.topk(min(k, finite)).indices.tolist():
-            union.setdefault(visible(tok.decode([t])), tok.decode([t]))
+    labels, found = shared_axis([(tok, logits) for _, tok, logits, _ in columns], k)
     frames = []
-    for g, (name, tok, logits, own) in enumerate(columns):
-        on: dict[int, str] = {}  # id -> label
-        for label, text in union.items():
-            q = encode(tok, text)
-            if len(q) == 1 and tok.decode(q) == text and bool(torch.isfinite(logits[q[0]])):
-                on[q[0]] = label
-        data = payload(logits, [], lambda ids: [on.get(i, "") for i in ids], top=k, extra=list(on))  # (only the
+    for g, ((name, _, logits, own), ids) in enumerate(zip(columns, found)):
+        on = {i: label for label, i in ids.items() if bool(torch.isfinite(logits[i]))}  # id -> label
+        data = payload(logits, [], lambda xs: [on.get(i, "") for i in xs], top=k, extra=list(on))  # (only the
         # tokens on the axis are drawn: the rest may as well be bins, top-k past them unpacks its bin)
         frame = instrument.frame(data, group=g, name=name,
                                  ot=own.temperature if own else np.nan, op=own.top_p if own else np.nan)
         frames.append(frame.assign(on=frame["id"].isin(list(on)).astype(int)))
-    return pd.concat(frames, ignore_index=True), len(union)
+    return pd.concat(frames, ignore_index=True), len(labels)

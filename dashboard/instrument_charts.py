@@ -174,7 +174,7 @@ def compare_spec(anchor: Settings, names: list[str], rows: int, processed: bool 
     figures_h = f"({n} * ({narrow} ? 57 : 38) + 6)"
     bars_top = f"({figures_h} + {20 * math.ceil(n / 2) + 54})"  # the legend (two columns a row), then the x axis
     height = n * 57 + 6 + 20 * math.ceil(n / 2) + 54 + int(rows) * row_h + 8  # (the tallest: on a phone)
-    colours = [style.COLUMN_COLOURS[i % len(style.COLUMN_COLOURS)] for i in range(n)]
+    colours = style.column_colours(n)
     value = "datum.after" if processed else "datum.p0"
     tooltip = [{"field": "name", "type": "nominal", "title": "column"},
                {"field": "label", "type": "nominal", "title": "token"},
