@@ -19,7 +19,7 @@ from typing import Iterator, Protocol
 import torch
 
 from dashboard import engine_calls as calls
-from dashboard import engines, runtime
+from dashboard import engines
 from dashboard.engines import EngineError, EngineModel  # noqa: F401  (re-exported for the pages)
 from dashboard.generation import Generation, Step, TokenPath, TokenScore, beam_search, score_ids, stream_ids
 from dashboard.models import LoadedModel, ModelSpec
@@ -126,12 +126,10 @@ class LocalBackend:
         return self.loaded.model
 
     def stream(self, prompt_ids: list[int], settings, run: Generation) -> Iterator[int]:
-        # minutes of forwards: on a worker at lower priority, so other sessions' clicks go first (runtime.py)
-        return runtime.in_background(stream_ids(self._runner(settings), self.tokenizer, prompt_ids, settings, run),
-                                     name="tokenscope-generate")
+        return stream_ids(self._runner(settings), self.tokenizer, prompt_ids, settings, run)
 
     def beam(self, prompt_ids: list[int], settings) -> Generation:
-        return runtime.call_in_background(beam_search, self._runner(settings), self.tokenizer, prompt_ids, settings)
+        return beam_search(self._runner(settings), self.tokenizer, prompt_ids, settings)
 
     def score(self, ids: list[int], start: int = 1, precision: str = "fp32") -> list[TokenScore]:
         model = self.loaded.model

@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from dashboard import runtime
-
 logger = logging.getLogger(__name__)
 
 TIMEOUT_ENV = "TOKENSCOPE_HUB_TIMEOUT_S"  # seconds to wait for the Hub to answer a request
@@ -265,20 +263,8 @@ def _watch(job: Callable[[], Path], counter: _Counter, what: str, report: Callab
 
     worker = threading.Thread(target=run, name=f"tokenscope-download-{what}", daemon=True)
     counter.flowing, counter.changed = False, time.monotonic()
-    worker.start()
-    with runtime.waiting():  # a download is no run in progress for other sessions' generations to wait for
-        _follow(worker, counter, what, report)
-    if "error" in result:
-        exc = result["error"]
-        if isinstance(exc, HubError):
-            raise exc
-        raise HubError(f"{what} could not be downloaded: {_describe(exc)}") from exc
-    return result["path"]
-
-
-def _follow(worker: threading.Thread, counter: _Counter, what: str, report: Callable[[], None] | None) -> None:
-    """Wait for `worker`, calling `report` after every step of bytes; HubError when the Hub stops answering."""
     shown = counter.bytes
+    worker.start()
     while worker.is_alive():
         worker.join(0.1)
         if report is not None and counter.bytes != shown:
@@ -290,6 +276,12 @@ def _follow(worker: threading.Thread, counter: _Counter, what: str, report: Call
             if counter.flowing:
                 raise HubError(f"the transfer of {what} broke off: no data for {STALL_S:g} s")
             raise HubError(f"the Hub did not answer for {what} within {timeout_s():g} s")
+    if "error" in result:
+        exc = result["error"]
+        if isinstance(exc, HubError):
+            raise exc
+        raise HubError(f"{what} could not be downloaded: {_describe(exc)}") from exc
+    return result["path"]
 
 
 def _describe(exc: Exception) -> str:
