@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from dashboard import models  # noqa: E402
+from dashboard.ui.instrument import REPORT_MS  # noqa: E402
 from dashboard.charts import before_after_chart, before_after_frame  # noqa: E402
 from dashboard.compare import batched_next_logits  # noqa: E402
 from dashboard.generation import Generation, TokenPath, stream_ids, stream_text  # noqa: E402
@@ -228,7 +229,7 @@ def bench_browser() -> None:
            note=f"server CPU per move over a 16-move drag (40 ms apart) and the one rerun after it; {r['cpu_load']}")
     record("after_release_ms", med(r["release"]), 200, "ms",
            note=f"key release → table, draw sentence and link updated, median of {len(r['release'])} (the bridge "
-                f"reports a move 60 ms after its last change); {r['release_load']}")
+                f"reports a move {REPORT_MS} ms after its last change); {r['release_load']}")
     raw_ms = RAW_STEP_MS.get("ms")
     floor = med(r["baseline"]["floor"])
     goal = None if raw_ms is None else 1.5 * raw_ms + floor
