@@ -141,6 +141,9 @@ class LocalBackend:
 # --------------------------------------------------------------------------- engines: OpenAI-compatible servers
 
 
+ENCODED_KEPT = 64  # texts an engine tokenizer remembers the ids of (the least recently used go first)
+
+
 class EngineTokenizer:
     """The engine's tokenizer seen through the interface the pages use (`tokenizer(text)["input_ids"]`, `decode`,
     `piece_bytes`). Token bytes are remembered per id (they come with every log-prob answer), so showing a table
@@ -170,7 +173,7 @@ class EngineTokenizer:
             self.remember(token_id, raw)
         with self._lock:
             self._encoded[text] = ids
-            while len(self._encoded) > 64:
+            while len(self._encoded) > ENCODED_KEPT:
                 self._encoded.popitem(last=False)
         return {"input_ids": list(ids)}
 

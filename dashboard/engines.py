@@ -106,6 +106,9 @@ def top_n() -> int:
 # --------------------------------------------------------------------------- one client per engine
 
 
+DETAIL_CHARS = 160  # of an engine's own error text, shown
+
+
 def _redact(text: str, engine: Engine) -> str:
     """`text` with the engine's API key (if any) cut out, whatever put it there."""
     key = engine.api_key()
@@ -146,7 +149,7 @@ class EngineClient:
                    else "the connection broke off before the answer was complete")
         elif isinstance(exc, openai.APIStatusError):
             why = f"it answered HTTP {exc.status_code}"
-            detail = _error_detail(exc.body)
+            detail = _redact(_error_detail(exc.body), self.engine)[:DETAIL_CHARS]  # cut after the key is out
             if detail:
                 why += f": {detail}"
         elif isinstance(exc, httpx2.HTTPStatusError):
@@ -183,12 +186,12 @@ class EngineClient:
 
 
 def _error_detail(body: Any) -> str:
-    """A short error text from an engine's error body (OpenAI's {"error": {"message": …}} and others)."""
+    """The error text from an engine's error body (OpenAI's {"error": {"message": …}} and others), or ""."""
     if isinstance(body, dict):
         inner = body.get("error", body)
         message = inner.get("message") if isinstance(inner, dict) else inner
         if isinstance(message, str):
-            return message[:160]
+            return message
     return ""
 
 

@@ -93,3 +93,11 @@ def test_sample_appends_the_token_the_draw_shows_and_a_slider_moves_the_pick(smo
     at.button(key="nt_sample").click().run()
     assert not at.exception
     assert at.session_state["nt_path"].steps[-1].token_id == hot.token_id  # exactly the token shown
+
+
+def test_u_on_a_stretch_boundary_belongs_to_the_next_token():
+    """Exactly representable probabilities put u on an edge: each token owns [start, end), so u = 0.5 is the
+    second token's, 0.75 the third's (a `searchsorted` on the wrong side gives the token before)."""
+    after = torch.tensor([0.5, 0.25, 0.25])  # stretches [0, .5), [.5, .75), [.75, 1)
+    assert [inverse_cdf(after, u) for u in (0.0, 0.5, 0.75)] == [0, 1, 2]
+    assert [inverse_cdf(after, u) for u in (0.49999, 0.74999, 0.99999)] == [0, 1, 2]

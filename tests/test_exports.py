@@ -25,6 +25,15 @@ def test_formula_cells_are_neutralised_in_csv_and_exact_in_json(text):
     assert json.loads(json_bytes(frame))[0]["token"] == text
 
 
+@pytest.mark.parametrize("name", ["=SUM(A1)", "+1", "-token", "@cmd", "\t=1"])
+def test_a_column_name_starting_with_a_formula_character_is_neutralised_in_the_header(name):
+    """A header cell is a cell too (a compared prompt's text can name a column)."""
+    frame = pd.DataFrame({name: ["x"], "plain": [1]})
+    header = next(csv.reader(io.StringIO(csv_bytes(frame).decode("utf-8"), newline="")))
+    assert header == ["'" + name, "plain"]
+    assert list(json.loads(json_bytes(frame))[0]) == [name, "plain"]  # JSON keeps the exact name
+
+
 def test_a_tokenizer_token_starting_with_equals_is_neutralised(gpt2_tokenizer):
     from dashboard.tokens import token_rows
 

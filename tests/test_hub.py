@@ -1,6 +1,7 @@
 """The Hub path through the stand-in (tests/hubstub.py) and the real huggingface_hub/transformers code:
 downloads with progress, a verified local cache, faults with clear messages, pickle-only and oversized repos."""
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -166,3 +167,16 @@ def test_hub_faults_give_a_clear_message_and_the_bundled_model_keeps_working(onl
     assert models.LOADED.peek("gpt2") is not None and len(at.get("vega_lite_chart")) == 1  # the instrument
     assert at.session_state["nt_path"].prompt_ids == SEED_IDS
     assert hub.cached_snapshot(GPT2_REPO) is not None and _blobs_intact(GPT2_REPO)
+
+
+@pytest.mark.parametrize("config, mb", [
+    ({"torch_dtype": "bfloat16"}, 200.0),  # half-precision files take twice their size once loaded in fp32
+    ({"dtype": "float16"}, 200.0),
+    ({"torch_dtype": "float32"}, 100.0),
+    ({}, 100.0),
+    (None, 100.0),  # an unreadable config: the files' own size
+])
+def test_the_memory_a_download_needs_counts_half_precision_weights_twice(tmp_path, config, mb):
+    path = tmp_path / "config.json"
+    path.write_text("{not json" if config is None else json.dumps(config))
+    assert hub._fp32_mb(path, 100_000_000) == mb

@@ -344,3 +344,16 @@ def test_a_notice_quotes_a_link_value_in_a_code_span_no_markdown_can_leave(raw):
     assert quoted.endswith(fence) and inner[:1] in "'\"" and inner[-1:] in "'\""  # repr's quotes, then the fence
     assert all(len(run) < len(fence) for run in re.findall(r"`+", inner))  # no backtick run closes the span early
     assert "\n" not in quoted and len(inner) <= 10 * 41 + 2  # at most 41 characters, each at most \UXXXXXXXX
+
+
+@pytest.mark.parametrize("name", ["layer", "head", "position", "gen_inspect", "score_inspect"])
+def test_an_index_up_to_max_index_is_kept_and_one_above_is_ignored(name):
+    p = links.link_params(MODELS, DEFAULT)[name]
+    assert p.limit == links.MAX_INDEX
+    assert links.parse_value(p, str(links.MAX_INDEX)) == (links.MAX_INDEX, None)
+    assert links.parse_value(p, "0" * 30 + "7") == (7, None)  # leading zeros are no way past the limit
+    for raw in (str(links.MAX_INDEX + 1), "999999", "1" + "0" * 40):
+        value, notice = links.parse_value(p, raw)
+        assert value is None and f"`{name}`" in notice and "ignored" in notice, raw
+    state = links.check_params({name: [str(links.MAX_INDEX + 1)]}, MODELS, DEFAULT)
+    assert name not in state.values and state.query == {name: None} and len(state.notices) == 1

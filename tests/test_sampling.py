@@ -227,3 +227,28 @@ def test_app_stream_samples_match_the_shown_distribution(tiny_gpt2, gpt2_tokeniz
     drawn = [generate_ids(tiny_gpt2, gpt2_tokenizer, SEED_IDS, Settings(**{**settings.as_dict(), "seed": s}))[-1] for s in range(n)]
     counts = torch.bincount(torch.tensor(drawn), minlength=shown.shape[0]).float() / n
     assert 0.5 * (counts - shown).abs().sum().item() < 0.12
+
+
+GENERATE_ORDER = torch.log(torch.tensor([0.4, 0.3, 0.2, 0.1]))
+
+
+@pytest.mark.parametrize("extra", [{}, {"top_k": 4}, {"temperature": 1.0, "top_k": 10}])
+def test_min_p_acts_after_top_k_and_top_p_as_in_generate(extra):
+    """generate's order: top-p 0.75 keeps [0.4, 0.3, 0.2]; min-p 0.3 of the renormalised 0.444 then keeps all
+    three. min-p first would cut 0.1 from the raw distribution, and top-p on what is left would keep 2."""
+    settings = sampled(top_p=0.75, min_p=0.3, **extra)
+    assert kept(process_logits(GENERATE_ORDER, settings)) == [True, True, True, False]
+    d = distribution(GENERATE_ORDER, settings)
+    assert d.kept == 3
+    assert d.after.tolist() == pytest.approx([4 / 9, 3 / 9, 2 / 9, 0.0], abs=1e-6)
+
+
+def test_the_instruments_twin_keeps_generates_order_of_min_p_after_top_p():
+    from dashboard.instrument import twin
+    from dashboard.payload import payload
+
+    logits = torch.full((300,), -30.0)
+    logits[:4] = GENERATE_ORDER  # the rest carries ~1e-13 of the mass: the same four tokens decide
+    settings = sampled(top_p=0.75, min_p=0.3)
+    data = payload(logits, [], lambda ids: [f"t{i}" for i in ids])
+    assert distribution(logits, settings).kept == twin(data, settings).kept == 3
