@@ -47,13 +47,14 @@ def open_page(page: str, **params):
 
 def apptest_slider(model_key: str = "smollm2-135m", moves: int = 9) -> dict:
     """Temperature moves on /next-token through AppTest: forwards of the app's own model (a forward hook on
-    models.LOADED's copy) and the median wall time of `set_value(...).run()` (Streamlit's rerun included)."""
+    dashboard.loaded.LOADED's copy) and the median wall time of `set_value(...).run()` (Streamlit's rerun included)."""
     from dashboard import models
+    from dashboard.loaded import LOADED
 
     at = open_page("pages/next-token.py")
-    model = models.LOADED.get(model_key).model
+    model = LOADED.get(model_key).model
     if at.session_state["nt_path"].model is not model:
-        raise RuntimeError("the page's token path does not run on models.LOADED's model: the hook would count nothing")
+        raise RuntimeError("the page's token path does not run on LOADED's model: the hook would count nothing")
     calls = []
     handle = model.register_forward_hook(lambda *a: calls.append(1))
     try:

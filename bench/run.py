@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from dashboard import models  # noqa: E402
+from dashboard.loaded import LOADED
 from dashboard.ui.instrument import REPORT_MS  # noqa: E402
 from dashboard.charts import before_after_chart, before_after_frame  # noqa: E402
 from dashboard.compare import batched_next_logits  # noqa: E402
@@ -521,7 +522,7 @@ def main() -> int:
     hf_logging.disable_progress_bar()
     print(f"Tokenscope bench on {os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"load average {os.getloadavg()[0]:.1f} (other jobs share these CPUs: compare ratios)")
-    app = models.LOADED.get(MODEL)  # the process-wide copy the pages (AppTest) use too
+    app = LOADED.get(MODEL)  # the process-wide copy the pages (AppTest) use too
     raw = raw_model()
     bench_load_equivalence(raw)
     bench_slider(app)

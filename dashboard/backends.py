@@ -14,20 +14,43 @@ import math
 import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Iterator, Protocol
 
 import torch
 
 from dashboard import engine_calls as calls
-from dashboard import engines
+from dashboard import engines, models
 from dashboard.engines import EngineError, EngineModel  # noqa: F401  (re-exported for the pages)
 from dashboard.generation import Generation, Step, TokenPath, TokenScore, beam_search, score_ids, stream_ids
+from dashboard.loaded import known_context_length
 from dashboard.models import LoadedModel, ModelSpec
 from dashboard.tokens import encode
 
 logger = logging.getLogger(__name__)
 
 FEATURES = ("beam", "bf16", "inside", "full_vocab")
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """What a page may know of a registered model without loading it."""
+
+    key: str
+    label: str
+    on_engine: bool  # tokenizes and predicts on an operator's engine, not in this process
+    context_length: int | None  # positions it reads; None where only loading it would tell
+
+
+def model_keys() -> list[str]:
+    """Every registered model's key, in the picker's order."""
+    return list(models.registry())
+
+
+def facts(key: str) -> ModelFacts:
+    """The facts of registered model `key` (no load, no request but an engine's cached model list)."""
+    spec = models.get_spec(key)
+    return ModelFacts(key, spec.label, spec.source == "engine", known_context_length(key))
 MAX_ENGINE_SCORE_TOKENS = 256  # Score text on an engine without prompt log-probs: one request per token
 
 

@@ -1,5 +1,6 @@
 """The models loaded in this process, one copy each, at most $TOKENSCOPE_MAX_LOADED of them (least recently used
-evicted first)."""
+evicted first), and what is known of a model with the loaded ones consulted first. Built on dashboard/models.py
+(the registry and the loaders), which knows nothing of this cache."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ import logging
 import os
 import threading
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
-if TYPE_CHECKING:
-    from dashboard.models import LoadedModel
+from dashboard import models, runtime
+from dashboard.models import LoadedModel
 
 logger = logging.getLogger("dashboard.models")
 
@@ -33,12 +34,12 @@ class LoadedModels:
     model's memory is freed. Thread-safe: two sessions asking for the same model load it once."""
 
     def __init__(self):
-        self._items: OrderedDict[str, "LoadedModel"] = OrderedDict()
+        self._items: OrderedDict[str, LoadedModel] = OrderedDict()
         self._lock = threading.Lock()
         self._loading: dict[str, threading.Lock] = {}
         self.evicted: list[str] = []  # keys evicted so far, oldest first (for the page and the tests)
 
-    def peek(self, key: str) -> "LoadedModel | None":
+    def peek(self, key: str) -> LoadedModel | None:
         """The loaded model `key` if it is in memory now (no load, no change of order)."""
         with self._lock:
             return self._items.get(key)
@@ -48,7 +49,7 @@ class LoadedModels:
         with self._lock:
             return list(self._items)
 
-    def get(self, key: str, progress: Callable | None = None, make: Callable[[], "LoadedModel"] | None = None):
+    def get(self, key: str, progress: Callable | None = None, make: Callable[[], LoadedModel] | None = None):
         """The LoadedModel `key`, loaded now if needed (with `make`, else models.load_model); ModelUnavailable
         when it can't be."""
         with self._lock:
@@ -61,13 +62,9 @@ class LoadedModels:
                 if key in self._items:
                     self._items.move_to_end(key)
                     return self._items[key]
-            from dashboard import runtime
-
             runtime.configure_torch()
             if make is None:
-                from dashboard.models import _log_progress, load_model
-
-                loaded = load_model(key, progress or _log_progress)
+                loaded = models.load_model(key, progress or models._log_progress)
             else:
                 loaded = make()
             evicted = False
@@ -86,8 +83,6 @@ class LoadedModels:
 
     def clear(self) -> None:
         """Forget every loaded model (tests; an operator's reload)."""
-        from dashboard import runtime
-
         with self._lock:
             self._items.clear()
         runtime.unfreeze_heap()
@@ -97,3 +92,9 @@ class LoadedModels:
 LOADED = LoadedModels()
 
 
+
+
+def known_context_length(key: str) -> int | None:
+    """Model `key`'s position limit without loading it: the loaded copy's, else its config's; else None."""
+    loaded = LOADED.peek(key)
+    return loaded.context_length if loaded is not None else models.configured_context_length(key)

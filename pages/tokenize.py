@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from dashboard import models, ui
+from dashboard import backends, ui
 
 ui.page_guard()
 from dashboard.charts import chips_html
@@ -15,11 +15,12 @@ st.caption("A tokenizer turns text into a list of numbers (token ids). Tokens ar
 model_key = ui.current_model_key()
 prompt = ui.prompt_box(ui.SEED_PROMPT, label="Text to tokenize")
 tokenizer = ui.get_tokenizer(model_key)
-if models.get_spec(model_key).source == "engine":
+model = backends.facts(model_key)
+if model.on_engine:
     st.caption(f"🛰️ These are the engine's own tokens: {model_key} tokenizes on its server (`/tokenize`).")
 
 other_key = st.selectbox(
-    "Compare with another tokenizer", ["(none)"] + [k for k in models.registry() if k != model_key],
+    "Compare with another tokenizer", ["(none)"] + [k for k in backends.model_keys() if k != model_key],
     key="tok_compare", bind="query-params", help="Shows how a second model's tokenizer splits the same text.",
 )
 ui.bound("tok_compare", "(none)")
@@ -36,9 +37,9 @@ if prompt is not None and tokenizer is not None and other_key != "(none)":
 
 if prompt is not None and tokenizer is not None:
     rows = token_rows(tokenizer, prompt)
-    context = models.known_context_length(model_key)
+    context = model.context_length
     if context is not None and len(rows) > context:
-        ui.context_notice(f"This text has {len(rows):,} tokens; {models.get_spec(model_key).label} reads at most "
+        ui.context_notice(f"This text has {len(rows):,} tokens; {model.label} reads at most "
                           f"{context:,}, so the other pages use its last {context - 1:,} (with room for the next token).")
     c1, c2, c3 = st.columns(3)
     c1.metric("Characters", f"{len(prompt):,}")

@@ -82,7 +82,8 @@ def tiny_llama():
 @pytest.fixture(scope="session")
 def smollm():
     """The bundled SmolLM2 as the app loads it (through the weight cache): the app's own shared copy."""
-    from dashboard.models import LOADED, bundled_gguf_path
+    from dashboard.loaded import LOADED
+    from dashboard.models import bundled_gguf_path
 
     if bundled_gguf_path() is None:
         pytest.fail(BUNDLED_MISSING, pytrace=False)
@@ -93,8 +94,9 @@ def smollm():
 def app_model(smollm):
     """The model object the running app uses: the process-wide loaded copy, not a test's own."""
     from dashboard import models
+    from dashboard.loaded import LOADED
 
-    return models.LOADED.get("smollm2-135m").model
+    return LOADED.get("smollm2-135m").model
 
 
 class ForwardCounter:

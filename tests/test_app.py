@@ -5,6 +5,7 @@ import re
 import pytest
 import torch
 
+from dashboard.loaded import LOADED
 from dashboard.tokens import encode
 from conftest import SEED_IDS, SEED_PROMPT, SEED_TOKENS, ForwardCounter, control, figures, move, open_page, texts
 
@@ -236,7 +237,7 @@ def tiny_local_gpt2(tmp_path, monkeypatch):
     folder = make_tiny_gpt2(tmp_path / "tiny-gpt2")
     monkeypatch.setenv(models.MODELS_ENV, str(folder))
     yield "local-tiny-gpt2"
-    models.LOADED.clear()
+    LOADED.clear()
 
 
 def test_compare_across_two_models_says_different_models_and_uses_each_models_numbers(smollm, tiny_local_gpt2):
@@ -250,7 +251,7 @@ def test_compare_across_two_models_says_different_models_and_uses_each_models_nu
     at.selectbox(key="cmp_model_1").select(tiny_local_gpt2).run()
     assert not at.exception, [e.value for e in at.exception]
     assert at.query_params["cmodel"] == ["(sidebar model)", tiny_local_gpt2, "(sidebar model)"]
-    tiny = models.LOADED.peek(tiny_local_gpt2)
+    tiny = LOADED.peek(tiny_local_gpt2)
     assert tiny is not None  # the column really ran on the other model
 
     rows = at.table[0].value
@@ -444,12 +445,12 @@ def own_cache(smollm, tmp_path, monkeypatch):
     (folder / ".verified").unlink(missing_ok=True)
     monkeypatch.setenv(models.CACHE_ENV, str(root))
     assert models.bundled_cache_dir(models.bundled_gguf_path()) == folder
-    models.LOADED.clear()
+    LOADED.clear()
     yield root, folder
     for path in (folder, root):
         if path.is_dir():
             _unlock(path)
-    models.LOADED.clear()
+    LOADED.clear()
 
 
 def test_a_read_only_weight_cache_still_loads_without_a_notice(own_cache):
@@ -466,7 +467,7 @@ def test_a_read_only_weight_cache_still_loads_without_a_notice(own_cache):
 
     at = open_page("pages/next-token.py")
     assert not at.exception and not at.error, [e.value for e in at.error]
-    loaded = models.LOADED.peek("smollm2-135m")
+    loaded = LOADED.peek("smollm2-135m")
     assert loaded.how == "weight cache" and loaded.notices == []
     assert [t.value for t in at.toast] == []
     assert len(at.session_state["nt_path"].ids) == 11 and figures(at)["Entropy before"].endswith(" bits")
@@ -490,7 +491,7 @@ def test_a_damaged_read_only_weight_cache_is_rebuilt_in_memory_with_a_notice(own
 
     at = open_page("pages/next-token.py")  # dequantizes the GGUF (~30-60 s), then fails to write the cache
     assert not at.exception and not at.error, [e.value for e in at.error]
-    loaded = models.LOADED.peek("smollm2-135m")
+    loaded = LOADED.peek("smollm2-135m")
     assert loaded.how == "dequantized GGUF"
     toasts = [t.value for t in at.toast]
     assert any(t.startswith("The weight cache could not be written (") and "the next start will be slow too" in t
@@ -503,18 +504,20 @@ def test_a_damaged_read_only_weight_cache_is_rebuilt_in_memory_with_a_notice(own
 
 def test_tokenize_never_waits_for_the_weights(monkeypatch, smollm):
     """A process where no model is loaded yet: Tokenize shows the bundled model's tokens without loading it."""
-    from dashboard import models
+    from dashboard import loaded, models, ui
     from dashboard.loaded import LoadedModels
 
     def refuse(key, progress=None):
         raise AssertionError(f"Tokenize loaded the weights of {key}")
 
-    monkeypatch.setattr(models, "LOADED", LoadedModels())  # nothing in memory
+    empty = LoadedModels()  # nothing in memory
+    monkeypatch.setattr(loaded, "LOADED", empty)
+    monkeypatch.setattr(ui, "LOADED", empty)
     monkeypatch.setattr(models, "load_model", refuse)
     at = open_page("pages/tokenize.py")
     assert len(at.dataframe[0].value) == 11
     assert at.metric[1].value == "11"
-    assert models.LOADED.keys() == []
+    assert empty.keys() == []
 
 
 def test_the_text_so_far_follows_to_generate_and_back(smollm):

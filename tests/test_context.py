@@ -114,10 +114,12 @@ def gpt2_64_folder(tmp_path, monkeypatch):
 
     from dashboard import models
 
+    from dashboard.loaded import LOADED
+
     folder = make_tiny_gpt2(tmp_path / "gpt2-64", n_positions=64)
     monkeypatch.setenv("TOKENSCOPE_MODELS", str(folder))
     yield "local-gpt2-64"
-    models.LOADED.clear()
+    LOADED.clear()
 
 
 @pytest.mark.app

@@ -14,6 +14,7 @@ import torch
 from bench.engine_server import completions
 from conftest import ENGINE_KEY, SEED_PROMPT, use_engine
 from dashboard import backends, engine_calls, engines, models
+from dashboard.loaded import known_context_length
 from dashboard.generation import Generation, generate_ids
 from dashboard.sampling import Settings
 from faultproxy import FaultProxy
@@ -68,7 +69,7 @@ def test_engine_models_join_the_registry_under_engine_slash_model(engine):
     assert KEY in registry and registry[KEY].source == "engine"
     model = engines.find(KEY)
     assert model.llama_cpp and model.vocab_size == 49152 and model.context >= 2048
-    assert models.known_context_length(KEY) == model.context
+    assert known_context_length(KEY) == model.context
     assert models.registry_problems() == []
 
 

@@ -10,6 +10,7 @@ import time
 import pytest
 
 from dashboard import hub, models
+from dashboard.loaded import LOADED
 
 from conftest import ROOT, SEED_IDS, SEED_PROMPT, open_page, texts
 
@@ -36,9 +37,9 @@ def online(hub_online, repo_folders, monkeypatch):
     hub_online.add_repo("tiny-org/pickle-only", repo_folders["bin"])
     monkeypatch.setenv(hub.TIMEOUT_ENV, str(TIMEOUT_S))
     monkeypatch.setenv(models.MODELS_ENV, "tiny-org/tiny-llama,tiny-org/pickle-only")
-    models.LOADED.clear()
+    LOADED.clear()
     yield hub_online
-    models.LOADED.clear()
+    LOADED.clear()
 
 
 def _gets(stub, suffix):
@@ -113,7 +114,7 @@ def test_an_operator_hub_model_brings_its_own_tokenizer(online, repo_folders):
 
     at = open_page("pages/next-token.py", model="tiny-llama", prompt="hello world")
     assert not at.exception
-    loaded = models.LOADED.peek("tiny-llama")
+    loaded = LOADED.peek("tiny-llama")
     assert loaded.spec.location == "tiny-org/tiny-llama"
     own = AutoTokenizer.from_pretrained(repo_folders["llama"])
     assert at.session_state["nt_path"].prompt_ids == own("hello world", add_special_tokens=False)["input_ids"]
@@ -153,7 +154,7 @@ def test_hub_faults_give_a_clear_message_and_the_bundled_model_keeps_working(onl
     print(f"fault {fault}: message after {seconds:.2f} s: {[e.value for e in at.error]}")
     assert "GPT-2 (124M, Hugging Face Hub) is not available here" in shown and message in shown, shown
     assert seconds < allowed + 2.0  # page and model work included (the drop shows after ~half the file)
-    assert models.LOADED.peek("gpt2") is None
+    assert LOADED.peek("gpt2") is None
     assert hub.cached_snapshot(GPT2_REPO) is None and _blobs_intact(GPT2_REPO)  # nothing half-written is kept
 
     # the bundled model keeps working in the same session
@@ -164,7 +165,7 @@ def test_hub_faults_give_a_clear_message_and_the_bundled_model_keeps_working(onl
     online.fault = None
     at.sidebar.selectbox(key="model").select("gpt2").run()
     assert not at.exception, [e.value for e in at.exception]
-    assert models.LOADED.peek("gpt2") is not None and len(at.get("vega_lite_chart")) == 1  # the instrument
+    assert LOADED.peek("gpt2") is not None and len(at.get("vega_lite_chart")) == 1  # the instrument
     assert at.session_state["nt_path"].prompt_ids == SEED_IDS
     assert hub.cached_snapshot(GPT2_REPO) is not None and _blobs_intact(GPT2_REPO)
 

@@ -413,7 +413,7 @@ def _timings(rounds: int = 9) -> None:
     far less than wall time; with more threads it is wall time."""
     import time
 
-    from dashboard.models import LOADED
+    from dashboard.loaded import LOADED
 
     model = LOADED.get("smollm2-135m").model
     ids = list(range(1000, 1032))  # 32 tokens

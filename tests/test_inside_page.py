@@ -67,6 +67,8 @@ def test_an_architecture_without_a_final_norm_gets_a_message(tmp_path, monkeypat
     from transformers import BertConfig, BertLMHeadModel
 
     from dashboard import models
+
+    from dashboard.loaded import LOADED
     from dashboard.models import offline_gpt2_tokenizer
 
     folder = tmp_path / "bert-decoder"
@@ -77,7 +79,7 @@ def test_an_architecture_without_a_final_norm_gets_a_message(tmp_path, monkeypat
     at = open_page("pages/inside.py", model="local-bert-decoder", prompt=FRANCE)
     assert not at.exception
     assert "cannot be looked inside here" in texts(at) and "no final norm" in texts(at)
-    models.LOADED.clear()
+    LOADED.clear()
 
 
 def test_a_head_the_model_does_not_have_falls_back_to_the_mean(smollm):

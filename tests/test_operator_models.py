@@ -7,6 +7,7 @@ import textwrap
 import pytest
 
 from dashboard import models
+from dashboard.loaded import LOADED, LoadedModels, MAX_LOADED_ENV
 
 from conftest import ROOT
 
@@ -45,8 +46,8 @@ def test_a_link_still_selects_only_registered_keys(monkeypatch):
 
 
 def test_loaded_models_evict_the_least_recently_used(monkeypatch):
-    monkeypatch.setenv(models.MAX_LOADED_ENV, "2")
-    cache = models.LoadedModels()
+    monkeypatch.setenv(MAX_LOADED_ENV, "2")
+    cache = LoadedModels()
     made = []
 
     def maker(name):
@@ -75,6 +76,7 @@ def test_three_models_in_turn_keep_memory_bounded(tmp_path):
         import gc, json, os, sys, weakref
         import torch
         from dashboard import models
+        from dashboard.loaded import LOADED
 
         def rss_mb():
             return int([l.split()[1] for l in open("/proc/self/status") if l.startswith("VmRSS")][0]) / 1024
@@ -83,14 +85,14 @@ def test_three_models_in_turn_keep_memory_bounded(tmp_path):
         out = {"keys": keys, "rss": [rss_mb()]}
         refs = []
         for key in keys:
-            loaded = models.LOADED.get(key)
+            loaded = LOADED.get(key)
             loaded.model(torch.tensor([[1, 2, 3]]))  # touches every weight (the tied head reads all rows)
             refs.append(weakref.ref(loaded.model))
             del loaded
             gc.collect()
             out["rss"].append(rss_mb())
-        out["loaded"] = models.LOADED.keys()
-        out["evicted"] = models.LOADED.evicted
+        out["loaded"] = LOADED.keys()
+        out["evicted"] = LOADED.evicted
         out["alive"] = [r() is not None for r in refs]
         print(json.dumps(out))
         """

@@ -69,3 +69,38 @@ def test_hub_downloads_never_fetch_pickle_files():
         assert suffix in hub.PICKLE_SUFFIXES
         assert not suffix.endswith(hub.WEIGHT_SUFFIX)
     assert all(not name.endswith(hub.PICKLE_SUFFIXES) for name in hub.MODEL_FILES + hub.TOKENIZER_FILES)
+
+
+def _dashboard_imports() -> dict[str, set[str]]:
+    """{module: the dashboard modules it imports anywhere in its code}."""
+    import ast
+
+    graph = {}
+    for path in (ROOT / "dashboard").rglob("*.py"):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("dashboard"):
+                deps |= ({f"dashboard.{a.name}" for a in node.names} if node.module == "dashboard" else {node.module})
+            elif isinstance(node, ast.Import):
+                deps |= {a.name for a in node.names if a.name.startswith("dashboard")}
+        graph[name] = deps - {name}
+    return graph
+
+
+def test_no_two_dashboard_modules_import_each_other():
+    """One direction between any two modules (e.g. loaded.py builds on models.py, never the reverse); a package
+    and its own submodule (ui and ui.linking, which re-exports it) are one unit."""
+    graph = _dashboard_imports()
+    assert "dashboard.models" in graph["dashboard.loaded"] and "dashboard.loaded" in graph["dashboard.backends"]
+    mutual = sorted((a, b) for a in graph for b in graph[a] if a < b and a in graph.get(b, ())
+                    and not b.startswith(a + "."))
+    assert mutual == []
+
+
+def test_pages_reach_models_only_through_backends_and_ui():
+    for path in ROOT.glob("pages/*.py"):
+        text = path.read_text()
+        assert not re.search(r"from dashboard import [^\n]*\b(models|loaded|weights|hub)\b", text), path
+        assert not re.search(r"from dashboard\.(models|loaded|weights|hub) import", text), path

@@ -8,6 +8,7 @@ import threading
 import streamlit as st
 
 from dashboard import models
+from dashboard.loaded import LOADED
 from dashboard.tokens import clean_prompt, prompt_problem
 
 logger = logging.getLogger("dashboard")
@@ -84,7 +85,7 @@ def _load_with_progress(key: str) -> models.LoadedModel | None:
 
     progress(f"Loading {spec.label}… (the bundled model's first start dequantizes it, ~30 s; later starts take seconds)")
     try:
-        loaded = models.LOADED.get(key, progress)
+        loaded = LOADED.get(key, progress)
     except models.ModelUnavailable as exc:
         holder.empty()
         st.error(f"**{spec.label} is not available here.** {exc}", icon="🔌")
@@ -107,9 +108,9 @@ def _load_with_progress(key: str) -> models.LoadedModel | None:
 def get_model(key: str) -> models.LoadedModel | None:
     """The loaded model `key` (one copy per process, shared by every session and page, never mutated), or None
     after showing why it is unavailable (the page goes on)."""
-    loaded = models.LOADED.peek(key)
+    loaded = LOADED.peek(key)
     if loaded is not None:
-        return models.LOADED.get(key)  # marks it recently used
+        return LOADED.get(key)  # marks it recently used
     return _load_with_progress(key)
 
 
@@ -162,7 +163,7 @@ def get_generation_model(key: str, precision: str) -> models.LoadedModel | None:
     if loaded is None or precision == "fp32":
         return loaded
     with st.spinner("Making a bf16 copy of the weights for fast generation…"):
-        return models.LOADED.get(f"{key}@bf16", make=lambda: models.bf16_copy(loaded))
+        return LOADED.get(f"{key}@bf16", make=lambda: models.bf16_copy(loaded))
 
 
 @st.cache_resource(show_spinner=False)
@@ -179,7 +180,7 @@ def get_tokenizer(key: str):
     if spec.source == "engine":
         backend = get_backend(key)
         return backend.tokenizer if backend else None
-    loaded = models.LOADED.peek(key)
+    loaded = LOADED.peek(key)
     if loaded is not None:
         return loaded.tokenizer
     if spec.tokenizer_offline or spec.source in ("bundled", "local"):
@@ -243,7 +244,7 @@ def model_picker() -> str:
         "need the Hugging Face Hub for their first load (GPT-2's tokenizer works everywhere).",
     )
     spec = specs[key]
-    loaded = models.LOADED.peek(key)
+    loaded = LOADED.peek(key)
     memory = f" In memory: {loaded.how}, {loaded.load_seconds:.1f} s to load." if loaded else ""
     st.sidebar.caption(f"**{spec.label}**. {spec.about}{memory}")
     for problem in models.registry_problems():

@@ -21,9 +21,11 @@ def raw_text():
     import torch
 
     from dashboard import models
+
+    from dashboard.loaded import LOADED
     from dashboard.tokens import encode
 
-    loaded = models.LOADED.get("smollm2-135m")
+    loaded = LOADED.get("smollm2-135m")
     tok = loaded.tokenizer
     ids = torch.tensor([encode(tok, PROMPT)])
     out = loaded.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=NEW,
