@@ -48,7 +48,6 @@ def open_page(page: str, **params):
 def apptest_slider(model_key: str = "smollm2-135m", moves: int = 9) -> dict:
     """Temperature moves on /next-token through AppTest: forwards of the app's own model (a forward hook on
     dashboard.loaded.LOADED's copy) and the median wall time of `set_value(...).run()` (Streamlit's rerun included)."""
-    from dashboard import models
     from dashboard.loaded import LOADED
 
     at = open_page("pages/next-token.py")

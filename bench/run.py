@@ -27,13 +27,13 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from dashboard import models  # noqa: E402
-from dashboard.loaded import LOADED
-from dashboard.ui.instrument import REPORT_MS  # noqa: E402
 from dashboard.charts import before_after_chart, before_after_frame  # noqa: E402
 from dashboard.compare import batched_next_logits  # noqa: E402
 from dashboard.generation import Generation, TokenPath, stream_ids, stream_text  # noqa: E402
+from dashboard.loaded import LOADED  # noqa: E402
 from dashboard.sampling import Settings, distribution, entropy_bits  # noqa: E402
 from dashboard.tokens import encode  # noqa: E402
+from dashboard.ui.instrument import REPORT_MS  # noqa: E402
 
 log = logging.getLogger("bench")
 PROMPT = "Udacity is the best place to learn about generative"

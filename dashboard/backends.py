@@ -30,6 +30,7 @@ from dashboard.tokens import encode
 logger = logging.getLogger(__name__)
 
 FEATURES = ("beam", "bf16", "inside", "full_vocab")
+MAX_ENGINE_SCORE_TOKENS = 256  # Score text on an engine without prompt log-probs: one request per token
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,6 @@ def facts(key: str) -> ModelFacts:
     """The facts of registered model `key` (no load, no request but an engine's cached model list)."""
     spec = models.get_spec(key)
     return ModelFacts(key, spec.label, spec.source == "engine", known_context_length(key))
-MAX_ENGINE_SCORE_TOKENS = 256  # Score text on an engine without prompt log-probs: one request per token
 
 
 class Backend(Protocol):

@@ -92,8 +92,6 @@ class LoadedModels:
 LOADED = LoadedModels()
 
 
-
-
 def known_context_length(key: str) -> int | None:
     """Model `key`'s position limit without loading it: the loaded copy's, else its config's; else None."""
     loaded = LOADED.peek(key)
