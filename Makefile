@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed-$(shell cat requirements.txt requirements-test.txt Makefile | sha256sum | cut -c1-16)
 PORT    ?= 8501
 
-.PHONY: run test bench install browser engine clean screenshots
+.PHONY: run test test-pythons bench install browser engine clean screenshots
 
 # requirements.txt names PyTorch's CPU wheel index (Streamlit Community Cloud installs the CPU build from it,
 # without the CUDA packages). Where that index cannot be reached within 3 s, install from a copy without the
@@ -59,8 +59,12 @@ engine: install
 test: install browser engine
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# The non-browser suite on Python 3.12 and 3.13 (each found on PATH or under pyenv, in .venv-3.X): see tests/pythons.sh.
+test-pythons: install engine
+	bash tests/pythons.sh
+
 bench: install browser engine
 	$(BIN)/python -m bench.run
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .venv-3.* .pytest_cache
