@@ -16,6 +16,7 @@ import os
 import random
 import statistics
 import subprocess
+import tempfile
 import sys
 import time
 from pathlib import Path
@@ -475,6 +476,38 @@ def bench_cold_start() -> None:
                 f"alone: {s['floor']:.2f} s = {s['floor'] / s['bare']:.2f}x, app vs that: {s['app'] / s['floor']:.2f}x")
 
 
+FIRST = """
+import os, sys, time
+start = time.perf_counter()
+sys.path.insert(0, {root!r})
+from dashboard import tokens
+from dashboard.generation import next_token_logits
+from dashboard.loaded import LoadedModels
+marks = {{}}
+cache = LoadedModels()
+def report(text, fraction=None):
+    for key in ("tokenizer", "Dequantizing", "Writing"):
+        marks.setdefault(key, time.perf_counter() - start) if key in text else None
+lm = cache.get({model!r}, report)
+probs = next_token_logits(lm.model, tokens.encode(lm.tokenizer, {prompt!r})).softmax(-1)
+print(time.perf_counter() - start, marks["tokenizer"], marks["Dequantizing"], marks["Writing"], lm.how)
+"""
+
+
+def bench_first_start() -> None:
+    """A new machine's first start: a fresh process with an empty weight cache to the first distribution (the
+    bundled GGUF read and dequantized, the cache written), with when each step of the page's bar began."""
+    with tempfile.TemporaryDirectory() as empty:
+        out = subprocess.run([sys.executable, "-c", FIRST.format(root=str(ROOT), prompt=PROMPT, model=MODEL)],
+                             capture_output=True, text=True, check=True, env={**os.environ, "TOKENSCOPE_CACHE": empty})
+    total, tok, deq, write, how = out.stdout.strip().split(maxsplit=4)
+    total, tok, deq, write = map(float, (total, tok, deq, write))
+    record("first_start_s", total, None, "s", baseline="— (information)",
+           note=f"{how}: imports {tok:.1f} s, tokenizer from the GGUF {deq - tok:.1f} s, tensors {write - deq:.1f} s, "
+                f"cache and first forward {total - write:.1f} s; the page's bar shows from its first run "
+                f"(tests/e2e/test_first_start.py), load average {os.getloadavg()[0]:.1f}")
+
+
 def bench_sessions() -> None:
     """Server RSS with 8 browser sessions on the next-token page vs 1 (needs Chromium)."""
     from bench.sessions import rss_ratio
@@ -536,6 +569,7 @@ def main() -> int:
         bench_rerun_memory()
     del raw
     bench_cold_start()
+    bench_first_start()
     if os.environ.get("BENCH_BROWSER", "1") != "0":
         bench_browser()
         bench_class8()

@@ -8,7 +8,9 @@ import gc
 import logging
 import os
 import threading
+import time
 from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Callable
 
 from dashboard import models, runtime
@@ -28,6 +30,14 @@ def max_loaded() -> int:
         return DEFAULT_MAX_LOADED
 
 
+@dataclass(frozen=True)
+class LoadStatus:
+    """A load in progress: what it is doing now, how far it is (0..1, never going back), since when (monotonic s)."""
+    text: str
+    fraction: float
+    started: float
+
+
 class LoadedModels:
     """The models loaded in this process, one copy each, at most max_loaded() of them: loading another evicts
     the least recently used. Sessions keep no strong reference (see generation.TokenPath), so an evicted
@@ -37,12 +47,18 @@ class LoadedModels:
         self._items: OrderedDict[str, LoadedModel] = OrderedDict()
         self._lock = threading.Lock()
         self._loading: dict[str, threading.Lock] = {}
+        self._status: dict[str, LoadStatus] = {}  # the loads in progress, for every session waiting on one
         self.evicted: list[str] = []  # keys evicted so far, oldest first (for the page and the tests)
 
     def peek(self, key: str) -> LoadedModel | None:
         """The loaded model `key` if it is in memory now (no load, no change of order)."""
         with self._lock:
             return self._items.get(key)
+
+    def status(self, key: str) -> LoadStatus | None:
+        """What the load of `key` in progress is doing (None when none is): every session shows the same bar."""
+        with self._lock:
+            return self._status.get(key)
 
     def keys(self) -> list[str]:
         """Keys in memory, least recently used first."""
@@ -62,11 +78,23 @@ class LoadedModels:
                 if key in self._items:
                     self._items.move_to_end(key)
                     return self._items[key]
-            runtime.configure_torch()
-            if make is None:
-                loaded = models.load_model(key, progress or models._log_progress)
-            else:
-                loaded = make()
+            started = time.monotonic()
+            forward = progress or models._log_progress
+
+            def report(text: str, fraction: float | None = None) -> None:
+                with self._lock:
+                    last = self._status.get(key)
+                    done = max(fraction or 0.0, last.fraction if last else 0.0)
+                    self._status[key] = LoadStatus(text, min(done, 1.0), started)
+                forward(text, fraction)
+
+            report("Starting (importing torch and transformers)…", 0.0)
+            try:
+                runtime.configure_torch()
+                loaded = models.load_model(key, report) if make is None else make()
+            finally:
+                with self._lock:
+                    self._status.pop(key, None)
             evicted = False
             with self._lock:
                 self._items[key] = loaded

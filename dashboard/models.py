@@ -324,13 +324,16 @@ def load_bundled(progress: Progress = _log_progress) -> LoadedModel:
         logger.warning("rebuilding weight cache %s: %s", folder, problem)
     from transformers import AutoModelForCausalLM
 
-    tokenizer = bundled_tokenizer(gguf, progress)
-    progress("Dequantizing the bundled model's weights (first start only, ~20-45 s on 2 cores)…", 0.0)
-    with gguf_progress(progress):
+    # One bar for the whole first start, in the shares of a measured one (tests/test_first_start.py, 27 s here):
+    # imports to 10%, the tokenizer to 30%, the tensors to 90%, the weight cache after.
+    progress("Reading the bundled model's tokenizer (first start only)…", 0.10)
+    tokenizer = bundled_tokenizer(gguf, lambda text, fraction=None: progress(text, 0.11))
+    progress("Dequantizing the bundled model's weights (first start only, ~20-45 s on 2 cores)…", 0.30)
+    with gguf_progress(lambda text, fraction=None: progress(text, 0.30 + 0.60 * (fraction or 0.0))):
         model = _prepare(AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype="float32"))
     how = "dequantized GGUF"
     try:
-        progress("Writing the weight cache for fast later starts…")
+        progress("Writing the weight cache for fast later starts…", 0.92)
         write_weight_cache(folder, model, tokenizer)
         how += " (cache written)"
     except OSError as exc:

@@ -3,10 +3,10 @@
 import streamlit as st
 
 from dashboard import ui
-from dashboard.ui import views
 
 ui.page_guard()
 
+from dashboard.ui import views  # noqa: E402
 from dashboard.charts import compare_chart  # noqa: E402
 from dashboard.compare import divergence_row, instrument_frame, reading, shared_axis_frame  # noqa: E402
 from dashboard.links import MAX_COLUMNS, MIN_COLUMNS  # noqa: E402

@@ -4,10 +4,10 @@ or score any pasted text the same way. A shared link with run=1 replays the gene
 import streamlit as st
 
 from dashboard import ui
-from dashboard.ui import scored
 
 ui.page_guard()
 
+from dashboard.ui import scored  # noqa: E402
 from dashboard.backends import MAX_ENGINE_SCORE_TOKENS, EngineError  # noqa: E402
 from dashboard.generation import Generation, coalesce, perplexity, stream_text  # noqa: E402
 from dashboard.sampling import CONTROLS, Settings  # noqa: E402

@@ -3,12 +3,12 @@
 import streamlit as st
 
 from dashboard import ui
-from dashboard.ui import inside as views
-from dashboard.ui import instrument as ui_instrument
-from dashboard.ui.views import fingerprint
 
 ui.page_guard()
 
+from dashboard.ui import inside as views  # noqa: E402
+from dashboard.ui import instrument as ui_instrument  # noqa: E402
+from dashboard.ui.views import fingerprint  # noqa: E402
 from dashboard import inside  # noqa: E402
 from dashboard.charts import before_after_chart, before_after_frame  # noqa: E402
 from dashboard.draw import table_text, top_table  # noqa: E402

@@ -1,13 +1,13 @@
 """Next token: the distribution over the next token, what the sampling controls do to it, one draw, stepping."""
 
 import streamlit as st
-import torch
 
 from dashboard import ui
-from dashboard.ui import views
 
 ui.page_guard()
 
+import torch  # noqa: E402
+from dashboard.ui import views  # noqa: E402
 from dashboard.charts import VIEWS, before_after_chart, before_after_frame, marked_text_html  # noqa: E402
 from dashboard.settings import CONTROLS  # noqa: E402
 from dashboard.ui import instrument as ui_instrument  # noqa: E402

@@ -1,11 +1,13 @@
 """Tokenize: how the picked model's tokenizer splits a text."""
 
-import pandas as pd
 import streamlit as st
 
-from dashboard import backends, ui
+from dashboard import ui
 
 ui.page_guard()
+
+import pandas as pd  # noqa: E402
+from dashboard import backends  # noqa: E402
 from dashboard.charts import chips_html
 from dashboard.tokens import token_rows
 

@@ -14,7 +14,13 @@ status=0
 ran=()
 missing=()
 for v in 3.12 3.13; do
-  py=$(command -v "python$v" || ls -d "$HOME"/.pyenv/versions/"$v".*/bin/"python$v" 2>/dev/null | sort -V | tail -n 1)
+  py=
+  for candidate in $(command -v "python$v") $(ls -d "$HOME"/.pyenv/versions/"$v".*/bin/"python$v" 2>/dev/null | sort -rV); do
+    # (a pyenv shim is on PATH even where that version is not selected: it must really run)
+    if "$candidate" -c "import sys; assert sys.version_info[:2] == tuple(map(int, '$v'.split('.')))" 2>/dev/null; then
+      py=$candidate; break
+    fi
+  done
   if [ -z "$py" ]; then missing+=("$v"); echo "test-pythons: no Python $v on this machine, skipped"; continue; fi
   venv=.venv-$v
   reqs=$venv/requirements-$v.txt

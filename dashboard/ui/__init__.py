@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import sys
 import threading
+import time
 
 import streamlit as st
 
@@ -45,6 +47,8 @@ def run_page(page) -> None:
 
     _entry.active = True
     try:
+        if page.url_path in MODEL_PAGES:
+            _first_imports()
         page.run()
     except StopException:
         pass
@@ -52,6 +56,22 @@ def run_page(page) -> None:
         show_engine_error(exc, current_model_key())
     finally:
         _entry.active = False
+
+
+MODEL_PAGES = ("next-token", "generate", "compare", "inside")  # the pages that need a model's weights
+
+
+def _first_imports() -> None:
+    """On a process's first model page, import torch under a bar (2-8 s here) rather than show a blank page
+    until the page's own imports are done; the model's own bar follows (_load_with_progress)."""
+    if "torch" in sys.modules:
+        return
+    holder = st.empty()
+    holder.progress(0.0, text="Starting Tokenscope: importing torch (the first visit after a start, a few seconds)…")
+    time.sleep(0.2)  # let the server send the page so far: loading torch's libraries holds the GIL for seconds
+    import torch  # noqa: F401
+
+    holder.empty()
 
 
 def page_guard() -> None:
@@ -73,30 +93,51 @@ def page_guard() -> None:
 
 
 def _load_with_progress(key: str) -> models.LoadedModel | None:
-    """Load model `key` into the process-wide cache, showing progress here; None after showing why it can't be."""
+    """Load model `key` into the process-wide cache, showing progress here; None after showing why it can't be.
+
+    The load runs on a worker thread while this run redraws one bar every 0.25 s from LOADED.status (what is being
+    done, how far, seconds so far), so the bar is there from the first second, a long step (the tokenizer, ~10 s)
+    still shows time passing, and a second session that arrives mid-load shows the same bar. A run that stops
+    (the user leaves the page) leaves the load going for the next one."""
     spec = models.get_spec(key)
     holder = st.empty()
+    holder.progress(0.0, text=f"Loading {spec.label}… (the bundled model's first start dequantizes it, ~30 s; "
+                              "later starts take seconds)")
+    result: dict = {}
 
-    def progress(text: str, fraction: float | None = None) -> None:
-        if fraction is None:
-            holder.info(text, icon="⏳")
-        else:
-            holder.progress(max(0.0, min(1.0, fraction)), text=text)
+    def load() -> None:
+        try:
+            result["loaded"] = LOADED.get(key)
+        except BaseException as exc:  # reported by the run below, on the page
+            result["error"] = exc
 
-    progress(f"Loading {spec.label}… (the bundled model's first start dequantizes it, ~30 s; later starts take seconds)")
-    try:
-        loaded = LOADED.get(key, progress)
-    except models.ModelUnavailable as exc:
+    worker = threading.Thread(target=load, name=f"load {key}", daemon=True)
+    worker.start()
+    began, shown = time.monotonic(), None
+    while True:
+        worker.join(0.25)
+        if not worker.is_alive():
+            break
+        status = LOADED.status(key)
+        text, fraction = (status.text, status.fraction) if status else (f"Waiting to load {spec.label}…", 0.0)
+        seconds = time.monotonic() - (status.started if status else began)
+        line = f"{spec.label}: {text} ({seconds:.0f} s)"
+        if (line, fraction) != shown:
+            holder.progress(fraction, text=line)
+            shown = (line, fraction)
+    error = result.get("error")
+    if isinstance(error, models.ModelUnavailable):
         holder.empty()
-        st.error(f"**{spec.label} is not available here.** {exc}", icon="🔌")
+        st.error(f"**{spec.label} is not available here.** {error}", icon="🔌")
         if key != models.default_model():
             st.info(f"Pick {models.get_spec(models.default_model()).label} in the sidebar to keep exploring.")
         return None
-    except Exception:  # a broken model must not take the page down
+    if error is not None:  # a broken model must not take the page down
         holder.empty()
-        logger.exception("loading %s failed", key)
+        logger.error("loading %s failed", key, exc_info=error)
         st.error(f"{spec.label} failed to load; see the server log. Other models still work.")
         return None
+    loaded = result["loaded"]
     holder.empty()
     if loaded.how.startswith("downloaded"):
         st.toast(f"{spec.label}: {loaded.how}.", icon="📥")
