@@ -101,3 +101,43 @@ def test_u_on_a_stretch_boundary_belongs_to_the_next_token():
     after = torch.tensor([0.5, 0.25, 0.25])  # stretches [0, .5), [.5, .75), [.75, 1)
     assert [inverse_cdf(after, u) for u in (0.0, 0.5, 0.75)] == [0, 1, 2]
     assert [inverse_cdf(after, u) for u in (0.49999, 0.74999, 0.99999)] == [0, 1, 2]
+
+
+# --------------------------------------------------------------------------- hand-made numbers (mutation audit)
+
+
+def _hand_distribution():
+    """Four tokens with after-probabilities 0.1, 0.2, 0.4, 0.3: a draw lays them out as id 2 [0, .4), id 3
+    [.4, .7), id 1 [.7, .9), id 0 [.9, 1), an order unlike the ids'."""
+    return distribution(torch.tensor([0.1, 0.2, 0.4, 0.3]).log(), Settings(strategy="sample"))
+
+
+def test_top_table_cumulative_after_is_where_each_token_ends_on_the_draws_bar(gpt2_tokenizer):
+    frame = top_table(gpt2_tokenizer, _hand_distribution(), 4)
+    assert frame["id"].tolist() == [2, 3, 1, 0]
+    assert frame["cumulative after"].tolist() == pytest.approx([0.4, 0.7, 0.9, 1.0], abs=1e-6)
+
+
+def test_the_other_stretch_covers_exactly_what_the_shown_tokens_leave(gpt2_tokenizer):
+    dist = _hand_distribution()
+    draw = next(d for d in (one_draw(dist, seed, 0) for seed in range(100)) if d.u < 0.7)  # picks id 2 or 3
+    assert (draw.token_id, draw.rank_after) in {(2, 1), (3, 2)}
+    stretches = draw_frame(gpt2_tokenizer, dist, draw, n=2)
+    other = stretches[stretches["id"] == -1]
+    assert other["token"].tolist() == ["2 other tokens"]
+    assert other["start"].tolist() == pytest.approx([0.7], abs=1e-6) and other["end"].tolist() == [1.0]
+    assert stretches["probability"].sum() == pytest.approx(1.0, abs=1e-6)  # [0, 1] covered once, no gap
+
+
+def test_the_draw_sentence_counts_steps_from_one(gpt2_tokenizer):
+    from dashboard.draw import draw_sentence
+
+    dist = _hand_distribution()
+    draws = [one_draw(dist, seed, 0) for seed in range(100)]
+    top = next(d for d in draws if d.rank_after == 1)
+    assert f"With seed {top.seed}, step 1 draws u = {top.u:.4f}." in draw_sentence(gpt2_tokenizer, top, 0.4)
+    assert draw_sentence(gpt2_tokenizer, top, 0.4).endswith(", the most likely token.")
+    later = next(d for d in (one_draw(dist, seed, 4) for seed in range(100)) if d.rank_after == 3)
+    shown = draw_sentence(gpt2_tokenizer, later, 0.4)
+    assert "step 5 draws" in shown and "rank 3 after the controls with probability 20.00%" in shown
+    assert f"from {later.start:.4f} to {later.end:.4f}" in shown and "0.7000 to 0.9000" in shown

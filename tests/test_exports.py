@@ -43,6 +43,27 @@ def test_a_tokenizer_token_starting_with_equals_is_neutralised(gpt2_tokenizer):
     assert csv_bytes(frame).decode().splitlines()[1].split(",")[2].startswith("'=")
 
 
+
+def test_json_keeps_non_ascii_text_as_utf8_not_escapes():
+    """JSON holds the exact text: a token like "é" or "→" is its own UTF-8 bytes in the file, not a \\u escape."""
+    data = json_bytes([{"token": "café →", "id": 1}])
+    assert "café →".encode("utf-8") in data and b"\\u" not in data
+    assert json.loads(data) == [{"token": "café →", "id": 1}]
+
+
+def test_a_chart_at_container_width_is_exported_at_the_export_width():
+    """A page's "container" width means nothing in a file: the export draws at EXPORT_WIDTH (an explicit pixel
+    width is kept)."""
+    import altair as alt
+
+    from dashboard.exports import EXPORT_WIDTH, _static_spec
+
+    frame = pd.DataFrame({"x": [1, 2], "y": [3, 4]})
+    stretched = alt.Chart(frame).mark_bar().encode(x="x:Q", y="y:Q").properties(width="container")
+    assert json.loads(_static_spec(stretched))["width"] == EXPORT_WIDTH
+    assert json.loads(_static_spec(stretched.properties(width=300)))["width"] == 300
+
+
 def test_charts_render_to_svg_and_png(tiny_gpt2, gpt2_tokenizer):
     import torch
 

@@ -132,6 +132,24 @@ def test_lens_subsets_match_the_full_lens_and_bad_indices_are_refused(gpt2, monk
         run_forward(gpt2, IDS, attentions=True)
 
 
+
+def test_negative_layer_indices_mean_the_same_layers_as_their_positive_twins(case):
+    """layers=[-1] is layer L, already normed: its row is the model's own logits (the final norm is not applied
+    a second time because the index came from the end)."""
+    model, ids = case
+    fwd = run_forward(model, ids)
+    assert fwd.final_normed is True
+    torch.testing.assert_close(lens_logits(model, fwd, layers=[-1])[0, -1], fwd.logits, rtol=0, atol=1e-5)
+    torch.testing.assert_close(lens_logits(model, fwd, layers=[-1, -3], positions=[-1]),
+                               lens_logits(model, fwd, layers=[2, 0], positions=[len(ids) - 1]), rtol=0, atol=0)
+
+
+def test_attention_weights_exactly_at_the_memory_cap_are_allowed(gpt2, monkeypatch):
+    monkeypatch.setattr("dashboard.inside.MAX_ATTENTION_ELEMENTS", 2 * 2 * 12 * 12)  # layers × heads × seq²
+    fwd = run_forward(gpt2, IDS, attentions=True)
+    assert fwd.attentions.shape == (2, 2, 12, 12)
+    torch.testing.assert_close(fwd.attentions.sum(-1), torch.ones(2, 2, 12), rtol=0, atol=1e-5)
+
 def test_supported_names_the_reason_and_lens_refuses_unsupported_models(gpt2):
     assert supported(gpt2) is None
     assert final_norm(gpt2) is gpt2.transformer.ln_f and output_head(gpt2) is gpt2.lm_head
@@ -340,6 +358,18 @@ def test_occlusion_equals_a_loop_of_single_forwards(case, monkeypatch):
     with pytest.raises(ValueError, match="`target_id`"):
         occlusion(model, ids, output_head(model).weight.shape[0])
 
+
+
+def test_occlusion_of_a_prompt_longer_than_one_batch_row_still_works(gpt2, monkeypatch):
+    """A batch budget smaller than one row (a very long prompt) still runs one row per forward."""
+    ids = IDS[:4]
+    target = int(_logits(gpt2, ids)[-1].argmax())
+    whole = occlusion(gpt2, ids, target)
+    monkeypatch.setattr("dashboard.inside.OCCLUSION_BATCH_TOKENS", 2)  # fewer tokens than one 4-token row
+    forwards = ForwardCounter(gpt2)
+    torch.testing.assert_close(occlusion(gpt2, ids, target), whole, rtol=0, atol=1e-5)
+    assert forwards.n == len(ids) + 1  # one row per forward
+    forwards.close()
 
 # --------------------------------------------------------------------------- gradient × input
 
