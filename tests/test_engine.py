@@ -100,6 +100,17 @@ def test_engine_next_tokens_agree_with_local_fp32(engine, smollm):
     assert 0.5 < float(engine_probs.sum()) < 1.0  # the top N hold most, not all, of the mass: the rest is "other"
 
 
+
+def test_engine_top_logprobs_come_most_likely_first(engine):
+    model = engines.find(KEY)
+    ids = backend().tokenize(SEED_PROMPT)
+    rows = engine_calls.top_logprobs(model, ids, 5)
+    lps = [lp for _, lp, _ in rows]
+    assert len(rows) == 5 and lps == sorted(lps, reverse=True) and lps[0] > lps[-1]
+    settings = Settings(strategy="greedy", max_new_tokens=1)
+    greedy = list(backend().stream(ids, settings, Generation(ids, settings)))
+    assert rows[0][0] == greedy[0]  # the first row is the token greedy decoding takes
+
 def test_engine_greedy_text_through_the_app_equals_the_raw_engine_answer(engine, smollm):
     b = backend()
     ids = b.tokenize(SEED_PROMPT)

@@ -76,3 +76,58 @@ def test_the_engine_tokenizer_forgets_the_least_recently_used_text_first(monkeyp
     assert asked == []  # the newest, the one just used and the others are still known
     tok(texts[1])
     assert asked == [texts[1]]
+
+
+# --------------------------------------------------------------------------- mutation audit: configuration and parsing
+
+
+def test_a_four_character_key_is_cut_too(monkeypatch):
+    monkeypatch.setenv("TOKENSCOPE_TEST_ENGINE_KEY", "k3Y9")
+    c = EngineClient(Engine("class", "http://127.0.0.1:9/v1", key_env="TOKENSCOPE_TEST_ENGINE_KEY"))
+    message = str(c.fail("a completion", status_error("bad key k3Y9 here")))
+    assert "k3Y9" not in message and "bad key ••• here" in message
+
+
+def test_top_n_is_clamped_to_1_through_100(monkeypatch):
+    for value, expected in [("0", 1), ("-3", 1), ("1", 1), ("37", 37), ("100", 100), ("500", 100), ("x", 20)]:
+        monkeypatch.setenv(engines.TOP_N_ENV, value)
+        assert engines.top_n() == expected, value
+
+
+def test_a_changed_engine_gets_a_new_client_and_an_unchanged_one_the_same(monkeypatch):
+    engines.forget_listings()
+    try:
+        first = engines.client(Engine("class", "http://127.0.0.1:9/v1"))
+        assert engines.client(Engine("class", "http://127.0.0.1:9/v1")) is first  # pools are shared
+        moved = engines.client(Engine("class", "http://127.0.0.1:10/v1"))  # the operator pointed it elsewhere
+        assert moved is not first and moved.engine.base_url == "http://127.0.0.1:10/v1"
+        assert str(moved.openai.base_url).startswith("http://127.0.0.1:10/v1")
+        keyed = engines.client(Engine("class", "http://127.0.0.1:10/v1", key_env="TOKENSCOPE_TEST_ENGINE_KEY"))
+        assert keyed is not moved and keyed.engine.key_env == "TOKENSCOPE_TEST_ENGINE_KEY"
+    finally:
+        engines.forget_listings()
+
+
+def test_key_entries_name_engines_case_insensitively_like_the_engine_list():
+    found, problems = engines.parse_engines("Class=http://10.0.0.5:8080/v1,GPU=http://h:1",
+                                            "CLASS=CLASS_KEY,gpu=GPU_KEY")
+    assert problems == []
+    assert [(e.name, e.key_env) for e in found] == [("class", "CLASS_KEY"), ("gpu", "GPU_KEY")]
+
+
+def test_entry_bytes_takes_only_byte_values():
+    from dashboard.engine_calls import entry_bytes
+
+    assert entry_bytes({"bytes": [0, 104, 255]}) == b"\x00h\xff"
+    assert entry_bytes({"bytes": [104, 256]}) is None and entry_bytes({"bytes": [-1]}) is None
+    assert entry_bytes({"bytes": "h"}) is None and entry_bytes({}) is None
+
+
+def test_greedy_sends_every_warper_neutral_whatever_the_settings_say():
+    from dashboard.engine_calls import sampler_body
+    from dashboard.sampling import Settings
+
+    for llama in (True, False):
+        model = engines.EngineModel(Engine("c", "http://h/v1"), "m", 4096, None, llama_cpp=llama)
+        body = sampler_body(Settings(strategy="greedy", temperature=0.7, top_k=5, top_p=0.5, min_p=0.2), model)
+        assert (body["temperature"], body["top_k"], body["top_p"], body["min_p"]) == (0.0, 0, 1.0, 0.0), llama

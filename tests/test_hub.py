@@ -181,3 +181,74 @@ def test_the_memory_a_download_needs_counts_half_precision_weights_twice(tmp_pat
     path = tmp_path / "config.json"
     path.write_text("{not json" if config is None else json.dumps(config))
     assert hub._fp32_mb(path, 100_000_000) == mb
+
+
+# ------------------------------------------------------------------ mutation audit: budget, cache, probe, watchdog
+
+
+def test_a_budget_that_is_not_positive_falls_back_to_the_default(monkeypatch):
+    for value, expected in [("0", hub.DEFAULT_BUDGET_MB), ("-5", hub.DEFAULT_BUDGET_MB), ("x", hub.DEFAULT_BUDGET_MB),
+                            ("250", 250.0), ("0.5", 0.5)]:
+        monkeypatch.setenv(hub.BUDGET_ENV, value)
+        assert hub.budget_mb() == expected, value
+
+
+def test_a_model_exactly_at_the_budget_is_downloaded(online, repo_folders, monkeypatch):
+    _, files, _ = hub.remote_files(GPT2_REPO, with_tokenizer=False)
+    weight_bytes = sum(f.size for f in files if f.name.endswith(hub.WEIGHT_SUFFIX))
+    need = hub._fp32_mb(repo_folders["gpt2"] / "config.json", weight_bytes)
+    monkeypatch.setenv(hub.BUDGET_ENV, repr(need))
+    assert hub.budget_mb() == need
+    folder, how = hub.download(GPT2_REPO, False, lambda text, fraction=None: None)
+    assert how.startswith("downloaded") and (folder / "model.safetensors").is_file()
+
+
+def _downloaded(online):
+    """The tiny GPT-2 downloaded through the stand-in, and its verified snapshot folder."""
+    folder, _ = hub.download(GPT2_REPO, False, lambda text, fraction=None: None)
+    assert hub.cached_snapshot(GPT2_REPO) == folder
+    return folder
+
+
+def test_a_cached_snapshot_missing_a_file_is_not_used(online):
+    folder = _downloaded(online)
+    (folder / "config.json").unlink()
+    assert hub.cached_snapshot(GPT2_REPO) is None
+
+
+def test_a_small_file_changed_in_place_fails_its_git_id(online):
+    import os
+
+    folder = _downloaded(online)
+    path = (folder / "config.json").resolve()  # the blob the snapshot links to
+    data = path.read_bytes()
+    st = path.stat()
+    path.write_bytes(data.replace(b'"', b"'", 1))  # same size, other content
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    assert path.stat().st_size == st.st_size
+    assert hub.cached_snapshot(GPT2_REPO) is None
+
+
+def test_a_probe_answer_is_reused_for_its_memo_time_then_asked_again(hub_online, monkeypatch):
+    assert hub.reachable() == (True, "reachable")
+    hub_online.stop()
+    assert hub.reachable() == (True, "reachable")  # within PROBE_MEMO_S: no new probe
+    monkeypatch.setattr(hub, "PROBE_MEMO_S", 0.0)
+    ok, reason = hub.reachable()
+    assert not ok and "refused" in reason
+
+
+def test_a_transfer_that_stops_is_given_up_after_the_stall_time_not_the_timeout(monkeypatch):
+    monkeypatch.setenv(hub.TIMEOUT_ENV, "30")
+    monkeypatch.setattr(hub, "STALL_S", 0.5)
+    counter = hub._Counter()
+
+    def job():
+        counter.add(1 << 20)  # the body starts to flow…
+        time.sleep(4)  # …then stops
+        return hub.cache_dir()
+
+    start = time.monotonic()
+    with pytest.raises(hub.HubError, match="broke off: no data for 0.5 s"):
+        hub._watch(job, counter, "model.safetensors")
+    assert time.monotonic() - start < 2.5
