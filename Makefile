@@ -56,8 +56,15 @@ screenshots: install browser
 engine: install
 	bash engine/build-llama-server.sh $(BIN)/pip
 
+# After the whole suite on this Python, a slice of the non-browser suite on Python 3.12 and 3.13 where this machine
+# has them (TEST_PYTHONS=0 skips it): each needs its own ~5.7 GB venv with the registry's CUDA torch, ~3.3 min to
+# install here, and the full non-browser suite takes ~6 min more per interpreter, which `make test-pythons` runs.
+PYTHONS_SLICE := tests/test_sampling.py tests/test_tokens.py tests/test_link_parsing.py tests/test_generation.py \
+  tests/test_exports.py tests/test_draw.py tests/test_numbers.py tests/test_gltr.py tests/test_security.py \
+  tests/test_requirements.py tests/test_first_start.py tests/test_instrument.py tests/test_inside.py tests/test_engine_units.py
 test: install browser engine
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	@if [ "$(TEST_PYTHONS)" != "0" ]; then MARKS="not e2e and not registry" PYTEST_ARGS="-q $(PYTHONS_SLICE)" bash tests/pythons.sh; fi
 
 # The non-browser suite on Python 3.12 and 3.13 (each found on PATH or under pyenv, in .venv-3.X): see tests/pythons.sh.
 test-pythons: install engine

@@ -206,7 +206,20 @@ def test_engine_faults_give_a_clear_message_in_seconds_then_recover(engine_proxy
     _fails(lambda: b.next_logits([ids + [1]]), "the next-token distribution", *words)
     _fails(lambda: list(b.stream(ids, Settings(max_new_tokens=4), Generation(ids, Settings()))), "generation", *words)
     engine_proxy.mode = "pass"  # the engine is back: the same back-end works again
-    assert b.next_logits([ids])[0].isfinite().sum() == b.top_n
+    assert _recovered(lambda: b.next_logits([ids]))[0].isfinite().sum() == b.top_n
+
+
+def _recovered(fn, within: float = 15.0):
+    """fn() once the engine answers again: the 1 s timeout that makes the faults quick can be too short for a
+    real answer while other jobs load the machine (seen: "did not answer within 1 s" after the fault had gone),
+    so a timeout is retried until `within`; any other error fails at once."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            return fn()
+        except engines.EngineError as exc:
+            if "did not answer within" not in str(exc) or time.monotonic() > deadline:
+                raise
 
 
 def test_engine_dying_mid_stream_keeps_the_tokens_that_arrived(engine_proxy):

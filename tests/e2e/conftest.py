@@ -251,12 +251,16 @@ def playwright_instance():
 @pytest.fixture(scope="session")
 def browser(playwright_instance):
     """Debian's Chromium, headless, driven by Playwright (no browser download). Fails (never skips) without it."""
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: run `make browser` (it installs Debian's chromium with apt-get)",
-                    pytrace=False)
-
     expect.set_options(timeout=DEFAULT_TIMEOUT_MS)
-    browser = playwright_instance.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS, headless=True)
+    if Path(CHROMIUM).exists():
+        browser = playwright_instance.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS, headless=True)
+    else:  # macOS, Windows: the Chromium of `python -m playwright install chromium`, where there is one
+        try:
+            browser = playwright_instance.chromium.launch(args=LAUNCH_ARGS, headless=True)
+        except Exception as exc:
+            pytest.fail(f"no Chromium: {CHROMIUM} is missing (on Debian: `make browser`) and Playwright has none of "
+                        f"its own (`python -m playwright install chromium`): {str(exc).splitlines()[0]}",
+                        pytrace=False)
     yield browser
     browser.close()
 
