@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed-$(shell cat requirements.txt requirements-test.txt Makefile | sha256sum | cut -c1-16)
 PORT    ?= 8501
 
-.PHONY: run test test-pythons bench install browser engine clean screenshots
+.PHONY: run test test-pythons bench install browser postgres engine clean screenshots
 
 # requirements.txt names PyTorch's CPU wheel index (Streamlit Community Cloud installs the CPU build from it,
 # without the CUDA packages). Where that index cannot be reached within 3 s, install from a copy without the
@@ -47,6 +47,14 @@ browser:
 	@test -x /usr/bin/chromium || { echo "make browser: chromium could not be installed (apt-get install chromium" \
 	  "failed); the browser tests (tests/e2e) need /usr/bin/chromium" >&2; exit 1; }
 
+# Debian's PostgreSQL server for the rooms tests (tests/pg.py starts a throw-away cluster of it on a free local port):
+# when it cannot be installed, this rule fails (and so does `make test`), saying why.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) || true
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { echo "make postgres: PostgreSQL could not be installed" \
+	  "(apt-get install postgresql failed); the rooms tests (tests/test_rooms.py) need /usr/lib/postgresql/*/bin/initdb" >&2; exit 1; }
+
 # The README's screenshots (docs/*.png), taken from the served app at 1440x900 and 390x844.
 screenshots: install browser
 	$(BIN)/python -m docs.screenshots
@@ -62,7 +70,7 @@ engine: install
 PYTHONS_SLICE := tests/test_sampling.py tests/test_tokens.py tests/test_link_parsing.py tests/test_generation.py \
   tests/test_exports.py tests/test_draw.py tests/test_numbers.py tests/test_gltr.py tests/test_security.py \
   tests/test_requirements.py tests/test_first_start.py tests/test_instrument.py tests/test_inside.py tests/test_engine_units.py
-test: install browser engine
+test: install browser postgres engine
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 	@if [ "$(TEST_PYTHONS)" != "0" ]; then MARKS="not e2e and not registry" PYTEST_ARGS="-q $(PYTHONS_SLICE)" bash tests/pythons.sh; fi
 
