@@ -1,0 +1,126 @@
+"""What guards a Class room: its code, the key and learner-id hashes, text validation, the join rate limit and
+the errors a room action raises (the store itself: dashboard/rooms.py).
+
+Room codes are 8 characters of a 32-character alphabet without 0/O/1/I: 32**8 = 2**40 codes (40 bits). With the
+join limit below (JOIN_LIMIT attempts per JOIN_WINDOW_S per session: 10 a minute) one session tries at most 7,200
+codes in a room's 12 hours; with 1,000 rooms open at once it finds one with probability 7,200 * 1,000 / 2**40 =
+6.5e-6. The limit is per session: a script opening many sessions multiplies that, so the codes' length, not the
+limit, is what protects.
+The teacher key is 32 random bytes (`secrets.token_urlsafe(32)`), stored only as its SHA-256; the learner's id is
+16 random bytes held in the learner's session, stored the same way.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import secrets
+import threading
+import time
+import unicodedata
+from typing import Callable
+
+CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # 32 characters: no 0/O, 1/I
+CODE_LENGTH = 8
+ROOM_TTL_S = 12 * 3600  # a room expires 12 h after it was made
+MAX_NAME = 40  # characters in a display name
+MAX_GUESS = 60  # characters in a guess
+MAX_TEXT = 4000  # characters in the teacher's text (tokens.MAX_PROMPT_CHARS)
+MAX_MODEL_KEY = 200
+JOIN_LIMIT, JOIN_WINDOW_S = 10, 60.0
+CHOSEN_BY = ("true", "teacher", "model")
+BAD_CATEGORIES = ("Cc", "Cf", "Cs", "Zl", "Zp")  # control, format (zero-width, bidi), surrogates, line breaks
+
+
+class RoomsError(Exception):
+    """A room action that cannot be done; the message says why, in words for the page."""
+
+
+class RoomNotFound(RoomsError):
+    """No room with that code (never made, expired or deleted)."""
+
+
+class RoomClosed(RoomsError):
+    """The room was closed by its teacher."""
+
+
+class NotTeacher(RoomsError, PermissionError):
+    """The key given is not this room's teacher key."""
+
+
+class NotLearner(RoomsError, PermissionError):
+    """The learner id given has not joined this room."""
+
+
+class RoundClosed(RoomsError):
+    """The round is not open for that (revealed already, or not the current one)."""
+
+
+class RateLimited(RoomsError):
+    """Too many join attempts from one session."""
+
+
+class RoomsUnavailable(RoomsError):
+    """The rooms database cannot be reached right now (nothing was changed; try again)."""
+
+
+def clean_text(value, field: str, max_len: int) -> str:
+    """`value` stripped of surrounding spaces, or ValueError naming `field`: empty, whitespace only, control or
+    format characters (Unicode Cc/Cf/Cs/Zl/Zp: a newline, tab or zero-width space included), or longer than
+    `max_len` characters."""
+    if not isinstance(value, str):
+        raise ValueError(f"{field}: expected text, got {type(value).__name__}")
+    if value == "":
+        raise ValueError(f"{field}: empty; type something")
+    bad = sorted({f"U+{ord(ch):04X}" for ch in value if unicodedata.category(ch) in BAD_CATEGORIES})
+    if bad:
+        raise ValueError(f"{field}: control or invisible characters are not allowed ({', '.join(bad[:5])})")
+    text = value.strip()
+    if not text:
+        raise ValueError(f"{field}: only spaces; type something")
+    if len(text) > max_len:
+        raise ValueError(f"{field}: {len(text)} characters, at most {max_len}")
+    return text
+
+
+def normalise_code(code) -> str:
+    """A typed room code in its stored form (upper case, spaces and dashes dropped), or RoomNotFound."""
+    text = "".join(str(code or "").split()).replace("-", "").upper()
+    if len(text) != CODE_LENGTH or any(ch not in CODE_ALPHABET for ch in text):
+        raise RoomNotFound("no room with that code: a code is 8 letters and digits, like K7Q2-MXP4")
+    return text
+
+
+def new_code() -> str:
+    """A random room code (40 bits from `secrets`)."""
+    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+
+
+def _digest(token: str) -> str:
+    """The SHA-256 hex of a key or learner id (what the database keeps)."""
+    return hashlib.sha256(str(token).encode("utf-8")).hexdigest()
+
+
+class JoinLimiter:
+    """At most `limit` join attempts per `window_s` seconds for each session id (a sliding window, in memory)."""
+
+    def __init__(self, limit: int = JOIN_LIMIT, window_s: float = JOIN_WINDOW_S, clock: Callable = time.monotonic):
+        if limit < 1 or window_s <= 0:
+            raise ValueError(f"limit/window_s: need limit >= 1 and window_s > 0, got {limit!r}, {window_s!r}")
+        self.limit, self.window_s, self.clock = int(limit), float(window_s), clock
+        self._seen: dict[str, collections.deque] = {}
+        self._lock = threading.Lock()
+
+    def check(self, session_id: str) -> None:
+        """Count one attempt for `session_id`; RateLimited (saying how long to wait) past the limit."""
+        now = self.clock()
+        with self._lock:
+            if len(self._seen) > 10_000:  # forget idle sessions
+                self._seen = {k: q for k, q in self._seen.items() if q and now - q[-1] < self.window_s}
+            times = self._seen.setdefault(str(session_id), collections.deque())
+            while times and now - times[0] >= self.window_s:
+                times.popleft()
+            if len(times) >= self.limit:
+                wait = self.window_s - (now - times[0])
+                raise RateLimited(f"too many tries to join: wait {max(1, round(wait))} s and try again")
+            times.append(now)
