@@ -98,13 +98,18 @@ class PostgresServer:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
-def pg_server():
-    """A running PostgreSQL server for the whole test session (fails, never skips, without PostgreSQL)."""
+def require_bin_dir() -> Path:
+    """The PostgreSQL programs' folder; the test fails (never skips) saying how to install them when missing."""
     bindir = bin_dir()
     if bindir is None or not (bindir / "postgres").exists():
         pytest.fail(MISSING, pytrace=False)
-    server = PostgresServer(bindir)
+    return bindir
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A running PostgreSQL server for the whole test session (fails, never skips, without PostgreSQL)."""
+    server = PostgresServer(require_bin_dir())
     try:
         server.start()
     except Exception:
@@ -125,3 +130,13 @@ def pg_url(pg_server, request):
     yield pg_server.url(name)
     if pg_server.running():
         pg_server.psql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    """The URL of an empty rooms database: a SQLite file under tmp_path, or a database on the real PostgreSQL."""
+    if request.param == "sqlite":
+        from dashboard.rooms_schema import default_url
+
+        return default_url(tmp_path)
+    return request.getfixturevalue("pg_url")

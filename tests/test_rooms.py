@@ -15,9 +15,8 @@ from dashboard import rooms_schema as schema
 from dashboard.rooms import (CODE_ALPHABET, MAX_GUESS, MAX_NAME, JoinLimiter, NotLearner, NotTeacher, RateLimited,
                              RoomClosed, RoomNotFound, RoomStore, RoomsUnavailable, RoundClosed, clean_text,
                              new_code, normalise_code)
-from pg import pg_server, pg_url  # noqa: F401  (fixtures)
-
-BACKENDS = ["sqlite", "postgresql"]
+import pg
+from pg import db_url, pg_server, pg_url  # noqa: F401  (fixtures)
 
 
 class Clock:
@@ -28,14 +27,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture(params=BACKENDS)
-def db_url(request, tmp_path):
-    """The URL of an empty rooms database: a SQLite file, or a database on the real PostgreSQL server."""
-    if request.param == "sqlite":
-        return schema.default_url(tmp_path)
-    return request.getfixturevalue("pg_url")
 
 
 @pytest.fixture
@@ -472,3 +463,9 @@ def test_without_pre_ping_a_dropped_connection_is_retried_once(pg_server, pg_url
     pg_server.start()
     assert store.public_state(code)["round"] == 0  # the pooled connection is dead: one retry on a new one
     eng.dispose()
+
+
+def test_without_postgresql_the_tests_fail_saying_how_to_install_it(monkeypatch):
+    monkeypatch.setattr(pg.glob, "glob", lambda pattern: [])
+    with pytest.raises(pytest.fail.Exception, match="make postgres"):
+        pg.require_bin_dir()
