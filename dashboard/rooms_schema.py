@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
+import time
 from pathlib import Path
 from typing import Callable, Mapping
 
@@ -168,6 +170,21 @@ def make_engine(url: str) -> Engine:
 # --------------------------------------------------------------------------- engine set-up
 
 
+def _set_wal(cursor) -> None:
+    """Put the SQLite file in WAL mode (it stays so); a new file that other connections hold is retried a while."""
+    if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+        return
+    deadline = time.monotonic() + SQLITE_BUSY_MS / 1000
+    while True:
+        try:  # the switch needs the file to itself and does not wait on the busy timeout
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 def prepare(engine: Engine) -> Engine:
     """`engine`, with SQLite's WAL, busy timeout, foreign keys and real (IMMEDIATE) write transactions set on every
     connection it opens; idempotent, a no-op on PostgreSQL."""
@@ -179,7 +196,7 @@ def prepare(engine: Engine) -> Engine:
         dbapi_conn.isolation_level = None  # pysqlite's own BEGIN handling off: SQLAlchemy's "begin" below decides
         cursor = dbapi_conn.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_MS}")
-        cursor.execute("PRAGMA journal_mode = WAL")
+        _set_wal(cursor)
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.close()
 

@@ -5,6 +5,7 @@ text validation, the join rate limit and a database that goes away mid-game."""
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 
@@ -88,21 +89,27 @@ def test_a_database_newer_than_the_app_is_refused(engine, store):
         schema.migrate(engine)
 
 
-def test_replicas_migrating_at_once_make_one_schema(db_url):
-    engines = [schema.make_engine(db_url) for _ in range(4)]  # four replicas, each its own engine
-    results, barrier = [], threading.Barrier(len(engines))
+def test_replicas_migrating_at_once_make_one_schema(db_url, tmp_path):
+    """Eight replicas (each its own engine) start on a new database at once (on SQLite, three new files in a row)."""
+    urls = [db_url] if db_url.startswith("postgresql") else [schema.default_url(tmp_path / str(i)) for i in range(3)]
+    for url in urls:
+        engines = [schema.make_engine(url) for _ in range(8)]
+        results, errors, barrier = [], [], threading.Barrier(len(engines))
 
-    def replica(eng):
-        barrier.wait()
-        results.append(schema.migrate(eng))
+        def replica(eng):
+            barrier.wait()
+            try:
+                results.append(schema.migrate(eng))
+            except Exception as exc:  # noqa: BLE001 (collected for the assert)
+                errors.append(exc)
 
-    threads = [threading.Thread(target=replica, args=(e,)) for e in engines]
-    [t.start() for t in threads]
-    [t.join(60) for t in threads]
-    assert results == [schema.SCHEMA_VERSION] * 4
-    with engines[0].connect() as conn:
-        assert conn.execute(sa.select(sa.func.count()).select_from(schema.schema_version)).scalar() == 1
-    [e.dispose() for e in engines]
+        threads = [threading.Thread(target=replica, args=(e,)) for e in engines]
+        [t.start() for t in threads]
+        [t.join(60) for t in threads]
+        assert errors == [] and results == [schema.SCHEMA_VERSION] * 8
+        with engines[0].connect() as conn:
+            assert conn.execute(sa.select(sa.func.count()).select_from(schema.schema_version)).scalar() == 1
+        [e.dispose() for e in engines]
 
 
 def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path):
@@ -111,6 +118,29 @@ def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path):
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == schema.SQLITE_BUSY_MS
     eng.dispose()
+
+
+def test_the_default_database_is_a_file_in_the_apps_data_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("TOKENSCOPE_CACHE", str(tmp_path / "data"))
+    monkeypatch.delenv(schema.DB_ENV, raising=False)
+    assert schema.url_from() == f"sqlite:///{(tmp_path / 'data' / schema.DB_FILE).resolve()}"
+    assert (tmp_path / "data").is_dir()
+
+
+def test_a_new_sqlite_file_another_process_is_writing_still_goes_to_wal(tmp_path):
+    """Switching a new file to WAL fails at once, without the busy timeout, while another connection writes (one
+    replica's start in ten failed so when replicas started together): the switch is retried until it can be made."""
+    url = schema.default_url(tmp_path)
+    other = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None, check_same_thread=False)
+    other.execute("CREATE TABLE busy (x)")
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO busy VALUES (1)")
+    threading.Timer(0.3, lambda: other.execute("COMMIT")).start()
+    eng = schema.make_engine(url)
+    with eng.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    eng.dispose()
+    other.close()
 
 
 def test_url_from_env_then_secrets_then_the_sqlite_file(tmp_path):
