@@ -17,6 +17,9 @@ class Session:
     def __init__(self, base: str, query: str = ""):
         self.base, self.query = base, query
         self.buttons: dict[str, str] = {}  # label → widget id, from the last run's deltas
+        self.inputs: dict[str, str] = {}  # a text input's label → widget id
+        self.values: dict[str, str] = {}  # widget id → the text this session typed there (sent with every run)
+        self.markdown: list[str] = []  # the last run's Markdown bodies, in order
         self.page_hash = ""
         self.ws = None
 
@@ -30,19 +33,26 @@ class Session:
         self.page = page
         return await self.run()
 
-    async def run(self, trigger: str | None = None) -> float:
-        """Rerun (pressing the button labelled `trigger`, when given); seconds until the script finished."""
+    async def run(self, trigger: str | None = None, typed: dict[str, str] | None = None) -> float:
+        """Rerun (pressing the button labelled `trigger`, when given, with `typed` {label: text} in text inputs);
+        seconds until the script finished."""
         msg = BackMsg()
         state = msg.rerun_script
         state.query_string = self.query
-        state.page_name = self.page
-        if self.page_hash:
-            state.page_script_hash = self.page_hash
+        state.page_name = self.page  # by name only: new_session's page_script_hash is the entry script's once
+        # st.navigation has run in the process, and sending it would open the default page instead of this one
+        for label, text in (typed or {}).items():
+            self.values[self.inputs[label]] = text
+        for widget_id, text in self.values.items():
+            widget = state.widget_states.widgets.add()
+            widget.id = widget_id
+            widget.string_value = text
         if trigger is not None:
             widget = state.widget_states.widgets.add()
             widget.id = self.buttons[trigger]
             widget.trigger_value = True
         start = time.perf_counter()
+        self.markdown = []
         await self.ws.send(msg.SerializeToString())
         while True:
             raw = await self.ws.recv()
@@ -53,8 +63,13 @@ class Session:
                 self.page_hash = fwd.new_session.page_script_hash or self.page_hash
             elif kind == "delta" and fwd.delta.WhichOneof("type") == "new_element":
                 element = fwd.delta.new_element
-                if element.WhichOneof("type") == "button":
+                kind = element.WhichOneof("type")
+                if kind == "button":
                     self.buttons[element.button.label] = element.button.id
+                elif kind == "text_input":
+                    self.inputs[element.text_input.label] = element.text_input.id
+                elif kind == "markdown":
+                    self.markdown.append(element.markdown.body)
             elif kind == "script_finished":
                 if fwd.script_finished in (0, 3):  # FINISHED_SUCCESSFULLY / FINISHED_FRAGMENT_RUN_SUCCESSFULLY
                     return time.perf_counter() - start

@@ -9,7 +9,7 @@ import time
 
 import streamlit as st
 
-from dashboard import models
+from dashboard import models, runtime
 from dashboard.loaded import LOADED
 from dashboard.tokens import clean_prompt, prompt_problem
 
@@ -210,8 +210,12 @@ def get_generation_model(key: str, precision: str) -> models.LoadedModel | None:
 @st.cache_resource(show_spinner=False)
 def _load_tokenizer(key: str):
     """A weights-free tokenizer (GPT-2's offline vocabulary, the bundled model's tokenizer cache or GGUF, a local
-    folder's tokenizer files), shared by every session."""
-    return models.load_tokenizer(key)
+    folder's tokenizer files), shared by every session. The heap is frozen after it (runtime.freeze_heap): a page
+    that needs only a tokenizer (Tokenize, a Class learner's guess) otherwise pays Streamlit's full collection of
+    torch's and transformers' objects, ~200 ms, after every run, until some session loads a model."""
+    tokenizer = models.load_tokenizer(key)
+    runtime.freeze_heap()
+    return tokenizer
 
 
 def get_tokenizer(key: str):
