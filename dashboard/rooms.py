@@ -249,6 +249,16 @@ class RoomStore:
             return [{"round": r.idx + 1, **{k: v for k, v in r._asdict().items() if k != "idx"}}
                     for r in conn.execute(query)]
 
+    @_guarded
+    def rounds_detail(self, code: str, key: str) -> list[dict]:
+        """Every round of the room in order (index, token ids, state, true and chosen token); teacher key needed."""
+        with self.engine.connect() as conn:
+            room = self._teacher_room(conn, code, key, lock=False)
+            query = sa.select(rounds).where(rounds.c.room_id == room.id).order_by(rounds.c.idx)
+            return [{"round": r.idx, "ids": json.loads(r.ids), "text": r.text, "state": r.state,
+                     "true_id": r.true_id, "chosen_id": r.chosen_id, "chosen_text": r.chosen_text,
+                     "chosen_by": r.chosen_by} for r in conn.execute(query)]
+
     # ----------------------------------------------------------------------- the learners
 
     @_guarded
@@ -314,6 +324,17 @@ class RoomStore:
             current = self._current_round(conn, room.id)
             return conn.execute(sa.select(guesses.c.text).where(
                 guesses.c.round_id == current.id, guesses.c.learner_id == me.id)).scalar()
+
+    @_guarded
+    def me(self, code: str, learner: str) -> dict:
+        """The learner's display name and own guess in the current round (None: not guessed yet)."""
+        with self.engine.connect() as conn:
+            room = self._room(conn, code)
+            me = self._learner(conn, room.id, learner)
+            current = self._current_round(conn, room.id)
+            guess = conn.execute(sa.select(guesses.c.text, guesses.c.shown).where(
+                guesses.c.round_id == current.id, guesses.c.learner_id == me.id)).first()
+            return {"name": me.name, "guess": guess.text if guess else None, "shown": guess.shown if guess else None}
 
     # ----------------------------------------------------------------------- anyone with the code
 
