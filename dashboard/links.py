@@ -17,6 +17,7 @@ MAX_PATH_STEPS = 256  # appended tokens a link may carry
 MAX_COLUMNS = 4  # prompts on the compare page
 MIN_COLUMNS = 2
 PAGE_FLAGS = ("run",)  # run=1: Generate replays the shared generation once on opening
+PRIVATE_PARAMS = ("learner",)  # a Class learner's own id: in their own URL, never in a share link
 INSIDE_VIEWS = ("lens", "attention", "attribution")
 INSIDE_INDEXES = ("layer", "head", "position")  # checked against the model by the Inside page itself
 MAX_INDEX = 100_000

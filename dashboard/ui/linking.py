@@ -162,7 +162,8 @@ def share_extra(params: dict[str, list[str]]) -> None:
 def link_params() -> dict[str, list[str]]:
     """The view's state as link parameters: every URL-bound widget on this page that is not at its default,
     plus the parameters a page keeps in the URL itself (the token path, the compare columns)."""
-    params = {k: st.query_params.get_all(k) for k in st.query_params if k not in links.PAGE_FLAGS}
+    params = {k: st.query_params.get_all(k) for k in st.query_params
+              if k not in links.PAGE_FLAGS and k not in links.PRIVATE_PARAMS}
     params.update({k: [v] for k, v in carried_params().items()})
     for name, default in st.session_state.get("_ts_rendered", {}).items():
         if name not in st.session_state:
