@@ -16,6 +16,7 @@ pages = [
     st.Page("pages/generate.py", title="Generate", icon="✍️", url_path="generate"),
     st.Page("pages/compare.py", title="Compare", icon="⚖️", url_path="compare"),
     st.Page("pages/inside.py", title="Inside the model", icon="🔬", url_path="inside"),
+    st.Page("pages/class.py", title="Class", icon="🧑‍🏫", url_path="class"),
 ]
 page = st.navigation(pages, position="hidden")  # the sidebar's own links carry model and prompt along
 ui.apply_link(page.url_path)

@@ -58,7 +58,7 @@ def run_page(page) -> None:
         _entry.active = False
 
 
-MODEL_PAGES = ("next-token", "generate", "compare", "inside")  # the pages that need a model's weights
+MODEL_PAGES = ("next-token", "generate", "compare", "inside", "class")  # the pages that need a model's weights
 
 
 def _first_imports() -> None:

@@ -1,0 +1,395 @@
+"""The Class page's Streamlit glue, shared part and the teacher's side: the rooms store through st.connection, store
+calls whose failures become messages, the model's probabilities after a round's text (one forward per text, shared
+by every session), and the teacher's sections: start or resume a room, the join link and QR code, the live count,
+the reveal, Next and the score. The learner's side: dashboard/ui/classroom_learner.py. The numbers and charts:
+dashboard/classgame.py; the store: dashboard/rooms.py.
+
+The teacher's key lives only in this session (shown once, to paste after a reload); never in a URL or a log."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import threading
+from collections import OrderedDict
+
+import streamlit as st
+
+from dashboard import classgame, ui
+from dashboard.rooms import (MAX_TEXT, RateLimited, RoomNotFound, RoomsError, RoomStore, RoomsUnavailable,
+                             clean_text, normalise_code)
+from dashboard.rooms_schema import engine_kwargs, safe_url, url_from
+from dashboard.tokens import markdown_literal
+
+logger = logging.getLogger(__name__)
+
+ROOM_PARAM, LEARNER_PARAM = "room", "learner"  # ?room=CODE joins; ?learner= is that learner's own id
+_TEACHER = "cl_room"  # {"code", "key"} of the room this session teaches
+_KEY_ONCE = "cl_key_once"  # the key is still to be shown (until the teacher says it is saved)
+TYPED, PASSAGE = "Type a text", "Paste a passage"
+FAILED = object()  # what attempt() returns after showing why a call failed
+
+
+# --------------------------------------------------------------------------- the store and its calls
+
+
+@st.cache_resource(show_spinner=False)
+def _store(url: str) -> RoomStore:
+    """The process's rooms store on `url` (Streamlit's SQL connection), its schema migrated; never mutated."""
+    conn = st.connection("class", type="sql", url=url, **engine_kwargs(url))
+    store = RoomStore(conn.engine)
+    store.migrate()  # RoomsUnavailable is not cached: the next run tries again
+    logger.info("class rooms on %s", safe_url(url))
+    return store
+
+
+def _secrets() -> dict | None:
+    """The app's secrets as a dict, or None when there are none."""
+    try:
+        return st.secrets.to_dict()
+    except Exception:  # no secrets file: the default database
+        return None
+
+
+def store() -> RoomStore | None:
+    """The rooms store, or None after saying why the class database cannot be used right now."""
+    try:
+        return _store(url_from(_secrets()))
+    except RoomsUnavailable as exc:
+        unavailable(exc)
+    except Exception as exc:  # a malformed TOKENSCOPE_CLASS_DB (the message has no password)
+        logger.warning("class rooms database not usable: %s", type(exc).__name__)
+        st.error(f"**The class database is not set up right.** {exc}", icon="🗄️")
+    return None
+
+
+def unavailable(exc: Exception) -> None:
+    """The database is down, in words: nothing typed is lost, the room goes on when it is back."""
+    st.error(f"**The class database cannot be reached right now.** {exc} The room goes on as soon as it is back; "
+             "this page retries by itself (or press any button).", icon="🗄️")
+
+
+def attempt(call, *args, **kwargs):
+    """`call(*args, **kwargs)`, or FAILED after showing why it could not be done (never a traceback)."""
+    try:
+        return call(*args, **kwargs)
+    except RoomsUnavailable as exc:
+        unavailable(exc)
+    except RateLimited as exc:
+        st.warning(f"**Slow down.** {exc}", icon="⏳")
+    except RoomsError as exc:
+        st.warning(str(exc)[:1].upper() + str(exc)[1:] + ".", icon="🚪")
+    except ValueError as exc:
+        st.error(str(exc)[:1].upper() + str(exc)[1:], icon="✏️")
+    return FAILED
+
+
+def pretty_code(code: str) -> str:
+    """A room code as it is read out: K7Q2-MXP4."""
+    return f"{code[:4]}-{code[4:]}"
+
+
+def join_link(code: str) -> str:
+    """The link a learner opens: this app's /class?room=CODE (nothing else in it)."""
+    from dashboard import links
+
+    return links.share_url(st.context.url, "class", ["class"], {ROOM_PARAM: code})
+
+
+def qr_svg(link: str) -> str:
+    """A QR code of `link` as SVG text, large enough to project."""
+    import segno
+
+    out = io.BytesIO()
+    segno.make(link, error="m").save(out, kind="svg", scale=12, border=2, xmldecl=False)
+    return out.getvalue().decode("ascii")
+
+
+def literal(text: str) -> str:
+    """Learner or teacher text made safe for Markdown (read exactly as typed)."""
+    return markdown_literal(str(text))
+
+
+# --------------------------------------------------------------------------- the model's probabilities
+
+_PROBS: OrderedDict = OrderedDict()  # (model key, ids) -> probabilities: one forward per round's text, process-wide
+_PROBS_LOCK = threading.Lock()
+_PROBS_KEPT = 64
+
+
+def probs_after(backend, ids: list[int]):
+    """The model's next-token probabilities after `ids` (an engine's top N: the others are 0), memoised."""
+    ids = list(ids)[-max(1, backend.context_length - 1):]
+    key = (backend.spec.key, tuple(ids))
+    with _PROBS_LOCK:
+        if key in _PROBS:
+            _PROBS.move_to_end(key)
+            return _PROBS[key]
+    probs = classgame.model_probs(backend.next_logits([ids])[0], backend.top_n is not None)
+    with _PROBS_LOCK:
+        _PROBS[key] = probs
+        while len(_PROBS) > _PROBS_KEPT:
+            _PROBS.popitem(last=False)
+    return probs
+
+
+def room_backend(model_key: str):
+    """The back-end of the room's model (not necessarily the sidebar's), or None after saying why."""
+    from dashboard import backends
+
+    if model_key not in backends.model_keys():
+        st.error(f"This room's model ({literal(model_key)}) is not offered here any more.", icon="🔌")
+        return None
+    with ui.engine_faults():
+        return ui.get_backend(model_key)
+    return None
+
+
+# --------------------------------------------------------------------------- the teacher: start or resume
+
+
+def teacher_room() -> dict | None:
+    """The room this session teaches ({"code", "key"}), or None."""
+    return st.session_state.get(_TEACHER)
+
+
+def _take_next_text() -> None:
+    """Button callback: the text box takes the Next token page's text so far."""
+    st.session_state["cl_text"] = st.session_state.get(ui._TEXT) or ""
+
+
+def start_section(store: RoomStore) -> None:
+    """Start a room on the sidebar's model: a typed text, or a pasted passage and where the game starts in it."""
+    from dashboard import backends
+
+    st.subheader("Start a room")
+    model_key = ui.current_model_key()
+    st.caption(f"Model: **{literal(backends.facts(model_key).label)}**, the sidebar's (pick another there).")
+    mode = st.radio("The text", [TYPED, PASSAGE], key="cl_mode", horizontal=True,
+                    help="A passage: the class guesses its real next tokens, so every round has a true answer.")
+    if "cl_text" not in st.session_state:
+        st.session_state["cl_text"] = st.session_state.get(ui._TEXT) or ui.SEED_PROMPT
+    if mode == TYPED:
+        st.button("Use the Next token page's text so far", key="cl_use_next", on_click=_take_next_text,
+                  disabled=not st.session_state.get(ui._TEXT))
+        raw = st.text_area("Text so far (the class guesses what comes next)", key="cl_text", height=90)
+    else:
+        raw = st.text_area("Passage", key="cl_passage", height=140, placeholder="Paste a paragraph of real text")
+    backend = room_backend(model_key)
+    if backend is None or not raw.strip():
+        return
+    flat, changed = classgame.flatten_passage(raw)
+    if changed and flat != raw.strip():
+        st.caption("Line breaks and invisible characters become single spaces in a room.")
+    try:
+        text = clean_text(flat, "text", MAX_TEXT)
+    except ValueError as exc:
+        st.error(str(exc), icon="✏️")
+        return
+    ids, passage = backend.tokenize(text), None
+    if mode == PASSAGE:
+        if len(ids) < 2:
+            st.info("A passage needs at least two tokens.")
+            return
+        start = st.slider("The game starts after token", 1, len(ids) - 1, min(8, len(ids) - 1), key="cl_start",
+                          help="The class sees the passage up to here and guesses each next token in turn.")
+        ids, passage = ids[:start], ids[start:]
+        text = backend.detokenize(ids)
+        st.markdown(f"**The class starts from:** {literal(text)}  \n{len(passage)} rounds with a true answer.")
+    if st.button("Start the room", key="cl_create", type="primary"):
+        made = attempt(store.create_room, model_key, text, ids, passage)
+        if made is not FAILED:
+            st.session_state[_TEACHER] = {"code": made[0], "key": made[1]}
+            st.session_state[_KEY_ONCE] = True
+            st.rerun()
+
+
+def resume_section(store: RoomStore) -> None:
+    """Come back to a room after a reload: its code and the teacher key shown when it was made."""
+    with st.expander("Come back to a room you started"):
+        code = st.text_input("Room code", key="cl_resume_code")
+        key = st.text_input("Teacher key", key="cl_resume_key", type="password")
+        if st.button("Open the room", key="cl_resume") and code and key:
+            try:
+                code = normalise_code(code)
+            except RoomNotFound as exc:
+                st.warning(str(exc), icon="🚪")
+                return
+            if attempt(store.teacher_state, code, key) is not FAILED:
+                st.session_state[_TEACHER] = {"code": code, "key": key}
+                st.session_state["cl_resume_key"] = ""
+                st.rerun()
+
+
+# --------------------------------------------------------------------------- the teacher: the room
+
+
+def teacher_state(store: RoomStore, room: dict) -> dict | None:
+    """The room's state for its teacher, or None after saying why (a room gone: back to the start)."""
+    try:
+        return store.teacher_state(room["code"], room["key"])
+    except RoomNotFound as exc:
+        st.session_state.pop(_TEACHER, None)
+        st.warning(f"{exc}; start a new one.", icon="🚪")
+    except RoomsUnavailable as exc:
+        unavailable(exc)
+    except RoomsError as exc:  # NotTeacher: the key no longer matches this room
+        st.session_state.pop(_TEACHER, None)
+        st.warning(f"{exc}.", icon="🔑")
+    return None
+
+
+def join_section(room: dict) -> None:
+    """The join link, the room code and a QR code of the link, large enough to project; the key once."""
+    code, link = room["code"], join_link(room["code"])
+    left, right = st.columns([3, 2])
+    with left:
+        st.markdown(f"## Room code: {pretty_code(code)}")
+        st.markdown("**Join at** (phone or laptop):")
+        st.code(link, language=None, wrap_lines=True)
+        if st.session_state.get(_KEY_ONCE):
+            st.warning("**Your teacher key, shown once.** Keep it (not on the projector): after a reload, paste it "
+                       "with the room code under *Come back to a room* to go on. Nobody else can reveal or go on "
+                       "without it.", icon="🔑")
+            st.code(room["key"], language=None)
+            if st.button("I have saved it", key="cl_key_saved"):
+                st.session_state[_KEY_ONCE] = False
+                st.rerun()
+        if st.button("Leave this room", key="cl_leave", help="Back to Start a room (the room stays; come back "
+                                                            "with its code and key)"):
+            st.session_state.pop(_TEACHER, None)
+            st.rerun()
+    right.image(qr_svg(link), caption="Scan to join", width=330)
+
+
+@st.fragment(run_every=1)
+def live_count(store: RoomStore, code: str, seen: tuple) -> None:
+    """How many have guessed (not what), every second; the whole page follows a change made elsewhere."""
+    try:
+        state = store.public_state(code)
+    except RoomsUnavailable as exc:
+        unavailable(exc)
+        return
+    except RoomsError:
+        st.rerun()
+        return
+    if (state["round"], state["state"]) != seen:
+        st.rerun()
+    st.metric("Guesses so far", state["n_guesses"], help="Who guessed what stays hidden until you reveal.")
+
+
+def round_section(store: RoomStore, room: dict, state: dict) -> None:
+    """The round: the text so far, the live count and Reveal; after the reveal the class against the model and
+    Next."""
+    number = state["round"]
+    st.subheader(f"Round {number + 1}")
+    st.markdown(f"### {literal(state['text'])} …")
+    if state["state"] == "open":
+        live_count(store, room["code"], (number, "open"))
+        if st.button("Reveal", key="cl_reveal", type="primary"):
+            if attempt(store.reveal, room["code"], room["key"], number) is not FAILED:
+                st.rerun()
+        return
+    backend = room_backend(state["model_key"])
+    if backend is None:
+        return
+    with ui.engine_faults():
+        probs = probs_after(backend, state["ids"])
+        reveal_view(backend, state, probs)
+        next_controls(store, room, state, backend, probs)
+
+
+def reveal_view(backend, state: dict, probs) -> None:
+    """The class's guesses beside the model's probability of each, the model's top 10, the true token and who
+    was closest."""
+    tok = backend.tokenizer
+    frame = classgame.reveal_frame(state.get("counts", []), probs, state.get("true_id"))
+    st.session_state["cl_reveal_frame"] = frame
+    names = {lr["id"]: lr["name"] for lr in state.get("learners", [])}
+    left, right = st.columns([3, 2])
+    with left:
+        st.markdown("**The class's guesses beside the model's probability of each**")
+        if frame.empty:
+            st.info("Nobody guessed this round.")
+        else:
+            st.altair_chart(classgame.reveal_chart(frame), width="stretch", theme=None)
+            shown = frame.assign(**{"class share": frame["class share"].map("{:.0%}".format),
+                                    "model probability": frame["model probability"].map(
+                                        lambda p: "—" if p != p or p is None else f"{p:.2%}")})
+            ui.text_table(shown.drop(columns=["true"]))
+    with right:
+        st.markdown(f"**The model's top {classgame.TOP_N}**")
+        top = classgame.top_frame(tok, probs)
+        ui.text_table(top.assign(probability=top["probability"].map("{:.2%}".format)))
+        if backend.top_n is not None:
+            st.caption(f"On an engine: its top {backend.top_n} tokens only; a guess outside them shows —.")
+    true_id = state.get("true_id")
+    if true_id is not None:
+        p = float(probs[true_id])
+        st.success(f"**The passage's next token:** {literal(classgame.token_label(tok, true_id))} (the model gave "
+                   f"it {p:.2%})" if p > 0 else f"**The passage's next token:** "
+                   f"{literal(classgame.token_label(tok, true_id))} (not in the model's top {backend.top_n})",
+                   icon="🎯")
+    guesses = {g["learner_id"]: g["token_id"] for g in state.get("guesses", [])}
+    st.info(literal(classgame.closest_line(guesses, probs, true_id, names, tok)), icon="🏅")
+
+
+def next_controls(store: RoomStore, room: dict, state: dict, backend, probs) -> None:
+    """Next: append the true token, the model's most likely or the teacher's pick, and open the next round."""
+    tok = backend.tokenizer
+    options: dict[str, tuple[int, str]] = {}
+    if state.get("true_id") is not None:
+        options[f"the passage's next token, {classgame.token_label(tok, state['true_id'])}"] = (state["true_id"], "true")
+    top = int(probs.argmax())
+    options[f"the model's most likely, {classgame.token_label(tok, top)}"] = (top, "model")
+    options["a token I pick"] = (-1, "teacher")
+    c1, c2 = st.columns([3, 2])
+    label = c1.radio("Next appends", list(options), key="cl_next_by")
+    token_id, chosen_by = options[label]
+    if chosen_by == "teacher":
+        frame = st.session_state.get("cl_reveal_frame")
+        candidates = [int(i) for i in frame["id"].dropna()] if frame is not None else []
+        candidates += [int(i) for i in classgame.top_frame(tok, probs)["id"] if int(i) not in candidates]
+        token_id = c2.selectbox("Token", candidates, key="cl_next_pick",
+                                format_func=lambda i: classgame.token_label(tok, i))
+    if st.button("Next round", key="cl_next", type="primary"):
+        made = attempt(store.next_round, room["code"], room["key"], state["round"], int(token_id),
+                       tok.decode([int(token_id)]), chosen_by)
+        if made is not FAILED:
+            st.rerun()
+
+
+# --------------------------------------------------------------------------- the teacher: the score
+
+
+def score_section(store: RoomStore, room: dict, state: dict) -> None:
+    """The class's bits/token against the model's over the rounds, each learner's hits, and the game's export."""
+    rounds = attempt(store.rounds_detail, room["code"], room["key"])
+    rows = attempt(store.export_rows, room["code"], room["key"])
+    if rounds is FAILED or rows is FAILED or not any(r["state"] == "revealed" for r in rounds):
+        return
+    backend = room_backend(state["model_key"])
+    if backend is None:
+        return
+    st.subheader("Score")
+    names = {lr["id"]: lr["name"] for lr in state.get("learners", [])}
+    with ui.engine_faults():
+        result, per_round, hits = classgame.game_score(rounds, rows, lambda ids: probs_after(backend, ids),
+                                                       backend.vocab_size, names)
+        st.session_state["cl_score"] = (result, per_round, hits)
+        c1, c2, c3 = st.columns(3)
+        c1.metric("Class, bits/token", classgame.bits_text(result.class_bits))
+        c2.metric("Model, bits/token", classgame.bits_text(result.model_bits))
+        c3.metric("Rounds scored", result.n_scored)
+        st.caption("Bits/token: the surprise on the true token (the passage's, else the one Next appended), "
+                   "averaged; lower is better. The class's probability is its share of guesses, smoothed.")
+        if not per_round.empty:
+            st.altair_chart(classgame.score_chart(per_round), width="stretch", theme=None)
+        if not hits.empty:
+            ui.text_table(hits)
+        export = classgame.export_frame(rows, rounds, names)
+        records = {"room": room["code"], "model": state["model_key"], "rounds": rounds,
+                   "guesses": json.loads(export.to_json(orient="records", force_ascii=False)),
+                   "score": json.loads(per_round.to_json(orient="records"))}
+        ui.download_buttons(export, f"class-{room['code']}", key="cl_export", records=records)

@@ -1,0 +1,187 @@
+"""The Class page's learner side (Streamlit glue): join a room by its link (`/class?room=CODE`), a display name,
+the text so far, a guess shown as the model's token before it is sent (changeable until the reveal), the page
+following the teacher every second, and the reveal. The learner's id may sit in this learner's own URL
+(`?learner=`, so a reload keeps name and guess); the share link leaves it out (links.PRIVATE_PARAMS)."""
+
+from __future__ import annotations
+
+import secrets
+
+import streamlit as st
+
+from dashboard import classgame, ui
+from dashboard.guessing import map_guess
+from dashboard.rooms import (MAX_GUESS, MAX_NAME, JoinLimiter, NotLearner, RoomNotFound, RoomsError, RoomStore,
+                             RoomsUnavailable, clean_text, normalise_code)
+from dashboard.ui.classroom import (FAILED, LEARNER_PARAM, ROOM_PARAM, attempt, literal, pretty_code, probs_after,
+                                    room_backend, unavailable)
+
+_ME = "cl_me"  # {"code", "token"} of this session's learner
+LIMITER = JoinLimiter()  # join attempts per session, process-wide
+
+
+def is_learner() -> bool:
+    """True when the page was opened on a join link (?room=…)."""
+    return ROOM_PARAM in st.query_params
+
+
+def room_code() -> str | None:
+    """The link's room code in its stored form, or None after saying it is not a room code."""
+    raw = st.query_params.get(ROOM_PARAM) or ""
+    try:
+        return normalise_code(raw)
+    except RoomNotFound:
+        st.error(f"**That is not a room code:** {literal(raw[:40])!s}. A code is 8 letters and digits, like "
+                 "K7Q2-MXP4: check the link, or type the code your teacher shows.", icon="🚪")
+        code_box()
+        return None
+
+
+def code_box() -> None:
+    """A box to type a room code in; opens that room."""
+    typed = st.text_input("Room code", key="cl_code_typed", placeholder="K7Q2-MXP4")
+    if st.button("Join", key="cl_code_go") and typed:
+        try:
+            st.query_params[ROOM_PARAM] = normalise_code(typed)
+            st.query_params.pop(LEARNER_PARAM, None)
+            st.rerun()
+        except RoomNotFound as exc:
+            st.warning(str(exc), icon="🚪")
+
+
+def public_state(store: RoomStore, code: str) -> dict | None:
+    """The room's public state, or None after saying why (no such room, or the database is down)."""
+    try:
+        return store.public_state(code)
+    except RoomNotFound:
+        st.error(f"**There is no room {pretty_code(code)}** (it may have ended or expired). Check the code with "
+                 "your teacher.", icon="🚪")
+        code_box()
+    except RoomsUnavailable as exc:
+        unavailable(exc)
+    except RoomsError as exc:
+        st.warning(str(exc), icon="🚪")
+    return None
+
+
+def me(store: RoomStore, code: str) -> dict | None:
+    """This learner in room `code` ({"token", "name", "guess", "shown"}), from the session or their own URL; None
+    when they have not joined (or the database is down, said)."""
+    mine = st.session_state.get(_ME)
+    token = mine["token"] if mine and mine["code"] == code else st.query_params.get(LEARNER_PARAM)
+    if not token:
+        return None
+    try:
+        info = store.me(code, token)
+    except NotLearner:
+        st.session_state.pop(_ME, None)
+        st.query_params.pop(LEARNER_PARAM, None)
+        return None
+    except RoomsUnavailable as exc:
+        unavailable(exc)
+        return {"token": token, "name": "", "guess": None, "shown": None, "down": True}
+    st.session_state[_ME] = {"code": code, "token": token}
+    if st.query_params.get(LEARNER_PARAM) != token:
+        st.query_params[LEARNER_PARAM] = token
+    return {"token": token, **info}
+
+
+def join_section(store: RoomStore, code: str) -> None:
+    """Join: an optional display name, then the room."""
+    st.subheader(f"Join room {pretty_code(code)}")
+    name = st.text_input("Your name on the class's screen (optional)", key="cl_name", max_chars=MAX_NAME,
+                         placeholder="leave empty to be Learner 1, 2, …")
+    if st.button("Join", key="cl_join", type="primary"):
+        try:
+            chosen = clean_text(name, "name", MAX_NAME) if name.strip() else None
+        except ValueError as exc:
+            st.error(str(exc), icon="✏️")
+            return
+        session = st.session_state.setdefault("cl_session", secrets.token_hex(8))
+        joined = attempt(store.join, code, chosen, limiter=LIMITER, session_id=session)
+        if joined is not FAILED:
+            st.session_state[_ME] = {"code": code, "token": joined[0]}
+            st.query_params[LEARNER_PARAM] = joined[0]
+            st.rerun()
+
+
+@st.fragment(run_every=1)
+def follow(store: RoomStore, code: str, seen: tuple) -> None:
+    """Every second: the round and how many have guessed; the page follows the teacher's Reveal and Next."""
+    try:
+        state = store.public_state(code)
+    except RoomsUnavailable as exc:
+        unavailable(exc)
+        return
+    except RoomsError:
+        st.rerun()
+        return
+    if (state["round"], state["state"]) != seen:
+        st.rerun()
+    st.caption(f"Round {state['round'] + 1} · {state['n_guesses']} guessed so far")
+
+
+def learner_section(store: RoomStore, code: str, state: dict, mine: dict) -> None:
+    """The learner's round: the text so far and their guess (open), or the reveal."""
+    if mine.get("name"):
+        st.markdown(f"You are **{literal(mine['name'])}** in room {pretty_code(code)}.")
+    follow(store, code, (state["round"], state["state"]))
+    st.markdown("**The text so far**")
+    st.markdown(f"### {literal(state['text'])} …")
+    if state["closed"]:
+        st.info("The teacher has closed this room.", icon="🚪")
+        return
+    if state["state"] == "open":
+        guess_section(store, code, state, mine)
+    else:
+        reveal_section(state, mine)
+
+
+def guess_section(store: RoomStore, code: str, state: dict, mine: dict) -> None:
+    """A guess for the next token, shown as the model would write it after this text, sent (or changed)."""
+    if st.session_state.get("cl_guess_round") != (code, state["round"]):  # a new round starts with an empty box
+        st.session_state["cl_guess_round"] = (code, state["round"])
+        st.session_state["cl_guess"] = mine.get("guess") or ""
+    typed = st.text_input("What comes next? Your guess", key="cl_guess", max_chars=MAX_GUESS,
+                          placeholder="a word, or part of one")
+    mapped = None
+    if typed:
+        tok = ui.get_tokenizer(state["model_key"])
+        if tok is None:
+            return
+        try:
+            mapped = map_guess(tok, state["text"], clean_text(typed, "guess", MAX_GUESS))
+        except ValueError as exc:
+            st.error(str(exc)[:1].upper() + str(exc)[1:], icon="✏️")
+        if mapped is not None:
+            note = f" ({literal(mapped.note)})" if mapped.note else ""
+            st.markdown(f"The model would write it as **{literal(mapped.shown)}**{note}.")
+    if st.button("Send my guess", key="cl_send", type="primary", disabled=mapped is None):
+        sent = attempt(store.guess, code, mine["token"], state["round"], mapped.typed, mapped.token_id, mapped.shown)
+        if sent is not FAILED:
+            mine = {**mine, "guess": mapped.typed, "shown": mapped.shown}
+    if mine.get("shown"):
+        st.success(f"Your guess: **{literal(mine['shown'])}**. You can change it until the teacher reveals.",
+                   icon="✅")
+
+
+def reveal_section(state: dict, mine: dict) -> None:
+    """The reveal as the class sees it: the class's guesses beside the model's probability, and the true token."""
+    backend = room_backend(state["model_key"])
+    if backend is None:
+        return
+    with ui.engine_faults():
+        probs = probs_after(backend, state["ids"])
+        frame = classgame.reveal_frame(state.get("counts", []), probs, state.get("true_id"))
+        st.session_state["cl_reveal_frame"] = frame
+        if mine.get("shown"):
+            st.markdown(f"Your guess: **{literal(mine['shown'])}**.")
+        if frame.empty:
+            st.info("Nobody guessed this round.")
+        else:
+            st.altair_chart(classgame.reveal_chart(frame), width="stretch", theme=None)
+        true_id = state.get("true_id")
+        if true_id is not None:
+            st.success(f"**The next token was** {literal(classgame.token_label(backend.tokenizer, true_id))}.",
+                       icon="🎯")
+        st.caption("Wait for the teacher's next round: this page follows by itself.")

@@ -1,0 +1,50 @@
+"""Class: Shannon's guessing game, live. The teacher starts a room on a text; learners join by its link or QR code
+and guess the next token; Reveal shows the class beside the model, Next writes on, and the score adds up."""
+
+import streamlit as st
+
+from dashboard import ui
+
+ui.page_guard()
+
+from dashboard.ui import classroom  # noqa: E402
+from dashboard.ui import classroom_learner as learner  # noqa: E402
+
+st.title("🧑‍🏫 Class: guess the next token")
+st.caption("Shannon's guessing game with a class: everyone guesses what comes next, then the model's own "
+           "probabilities are revealed beside the class's guesses.")
+
+
+def learner_page(store) -> None:
+    """A learner on a join link: join, then the round (guess, or the reveal)."""
+    code = learner.room_code()
+    state = learner.public_state(store, code) if code else None
+    if state is None:
+        return
+    mine = learner.me(store, code)
+    if mine is None:
+        learner.join_section(store, code)
+    elif not mine.get("down"):
+        learner.learner_section(store, code, state, mine)
+
+
+def teacher_page(store) -> None:
+    """The teacher: start or resume a room, then its join link, the round and the score."""
+    room = classroom.teacher_room()
+    if room is None:
+        classroom.start_section(store)
+        classroom.resume_section(store)
+        return
+    state = classroom.teacher_state(store, room)
+    if state is None:
+        return
+    classroom.join_section(room)
+    classroom.round_section(store, room, state)
+    classroom.score_section(store, room, state)
+
+
+rooms = classroom.store()
+if rooms is not None and learner.is_learner():
+    learner_page(rooms)
+elif rooms is not None:
+    teacher_page(rooms)
