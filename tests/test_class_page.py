@@ -70,6 +70,28 @@ def links_shown(at) -> list[str]:
     return [c.value for c in at.code if c.value.startswith("http")]
 
 
+def param(at, name: str) -> str:
+    """The value of ?name= in the session's URL."""
+    value = at.query_params[name]
+    return value[0] if isinstance(value, list) else value
+
+
+def chart_rows(at) -> dict:
+    """{(token, who): share} of the reveal chart's bars, from the rows Streamlit sends the browser."""
+    import pyarrow as pa
+
+    for chart in at.get("vega_lite_chart"):
+        if "yOffset" not in chart.proto.spec:
+            continue
+        frames = [pa.ipc.open_stream(d.data.data).read_pandas() for d in chart.proto.datasets]
+        if chart.proto.data.data:
+            frames.append(pa.ipc.open_stream(chart.proto.data.data).read_pandas())
+        for frame in frames:
+            if {"token", "who", "share"} <= set(frame.columns):
+                return {(r["token"], r["who"]): r["share"] for r in frame.to_dict("records")}
+    raise AssertionError("no reveal chart on the page")
+
+
 def model_probs(ids: list[int]) -> torch.Tensor:
     """The bundled model's own next-token probabilities after `ids` (computed here, not by the page)."""
     from dashboard.generation import next_token_logits
@@ -93,7 +115,7 @@ def test_a_room_from_start_to_round_two(smollm, rooms_db):
 
     ada = join(code, "Ada")
     assert "You are **Ada**" in texts(ada)
-    token = ada.query_params["learner"][0]  # the learner's own id, in their own URL
+    token = param(ada, "learner")  # the learner's own id, in their own URL
     anon = join(code)
     assert "Learner 2" in texts(anon)
     shared = links_shown(ada)
@@ -125,8 +147,11 @@ def test_a_room_from_start_to_round_two(smollm, rooms_db):
         row = rows[visible(tok.decode([tid]))]
         assert row["id"] == tid and row["guesses"] == 1 and row["class share"] == 0.5
         assert row["model probability"] == pytest.approx(float(probs[tid]), rel=1e-4)
-    chart = [c for c in teacher.get("arrow_vega_lite_chart") or teacher.get("vega_lite_chart")]
-    assert chart, "no reveal chart"
+    bars = chart_rows(teacher)  # what the browser draws: the class's share beside the model's probability
+    for tid in (paris, lyon):
+        label = visible(tok.decode([tid]))
+        assert bars[(label, "class's guesses")] == 0.5
+        assert bars[(label, "model")] == pytest.approx(float(probs[tid]), rel=1e-4)
     top = teacher.table[1].value  # the model's top 10
     assert top["id"].tolist() == [int(i) for i in probs.topk(10).indices]
     assert "Nobody" not in texts(teacher)
@@ -149,3 +174,123 @@ def test_a_room_from_start_to_round_two(smollm, rooms_db):
     ada = ok(ada.run())
     assert f"### {markdown_literal(TEXT + tok.decode([best]))} …" in texts(ada)  # round 2's text on the learner's
     assert ada.text_input(key="cl_guess").value == ""  # a new round, an empty box
+
+
+SLY = "=HYPERLINK(1) <b>x</b>"
+PASSAGE = "The capital of France is Paris. The capital of Italy is Rome."
+
+
+def test_a_passage_game_scores_the_class_on_the_true_tokens_and_exports_it_escaped(smollm, rooms_db):
+    from dashboard.exports import csv_bytes
+
+    tok = smollm.tokenizer
+    ids = encode(tok, PASSAGE)
+    start = len(encode(tok, TEXT))
+    teacher = open_page(PAGE)
+    teacher.radio(key="cl_mode").set_value("Paste a passage").run()
+    teacher.text_area(key="cl_passage").input(PASSAGE).run()
+    teacher.slider(key="cl_start").set_value(start).run()
+    ok(teacher.button(key="cl_create").click().run())
+    code, key = teacher.session_state["cl_room"]["code"], teacher.session_state["cl_room"]["key"]
+    sly = join(code, SLY)  # a name a spreadsheet, Markdown or HTML would act on
+    assert f"You are **{markdown_literal(SLY)}**" in texts(sly) and "<b>" not in texts(sly)
+    ann = join(code, "Ann")
+    guess(sly, "Paris")
+    guess(ann, "Lyon")
+    ok(teacher.run())
+    ok(teacher.button(key="cl_reveal").click().run())
+    probs = model_probs(ids[:start])
+    true = ids[start]
+    assert f"The passage's next token:** {markdown_literal(visible(tok.decode([true])))}" in texts(teacher)
+    assert any(f"guessed the true token" in e.value and "HYPERLINK" in e.value for e in teacher.info)
+    assert teacher.radio(key="cl_next_by").value.startswith("the passage's next token")
+    ok(teacher.button(key="cl_next").click().run())
+    result, per_round, hits = teacher.session_state["cl_score"]
+    paris_id = encode(tok, TEXT + " Paris")[start]
+    lyon_id = encode(tok, TEXT + " Lyon")[start]
+    assert paris_id == true  # the passage goes on with " Paris"
+    expected = score([Round({1: paris_id, 2: lyon_id}, true, float(probs[true]))], len(probs))
+    assert result.class_bits == pytest.approx(expected.class_bits)
+    assert result.class_bits == pytest.approx(-math.log2((1 + 1 / len(probs)) / (2 + 1)))
+    assert result.model_bits == pytest.approx(-math.log2(float(probs[true])), rel=1e-4)
+    assert dict(zip(hits["learner"], hits["hits"])) == {SLY: 1, "Ann": 0}
+    # round 2 starts on the passage's next token, with its own true token
+    assert "Round 2" in [h.value for h in teacher.subheader]
+    table = [t.value for t in teacher.table][-1]  # the hits table: the name escaped for Markdown
+    assert markdown_literal(SLY) in table["learner"].tolist()
+    from dashboard import classgame
+
+    rows = classgame.export_frame(*_game(code, key, teacher))
+    csv = csv_bytes(rows).decode()
+    assert f"'{SLY}" in csv and ",=HYPERLINK" not in csv
+
+
+def _game(code, key, at):
+    """(export rows, rounds, names) of room `code` read from the page's own store."""
+    from dashboard.rooms import RoomStore
+    from dashboard.rooms_schema import make_engine, url_from
+
+    store = RoomStore(make_engine(url_from()))
+    state = store.teacher_state(code, key)
+    return store.export_rows(code, key), store.rounds_detail(code, key), {l["id"]: l["name"] for l in state["learners"]}
+
+
+@pytest.mark.parametrize("raw", ["nope", "<script>alert(1)</script>", "ABCD-EFG", "' OR 1=1 --", "x" * 500])
+def test_a_bad_room_code_gets_a_message(rooms_db, raw):
+    at = ok(open_page(PAGE, room=raw))
+    assert any("not a room code" in e.value for e in at.error), texts(at)
+    assert "<script>" not in texts(at)
+    assert at.text_input(key="cl_code_typed") is not None
+
+
+def test_a_room_that_does_not_exist_gets_a_message(rooms_db):
+    at = ok(open_page(PAGE, room="ABCD-EFGH"))
+    assert any("There is no room ABCD-EFGH" in e.value for e in at.error), texts(at)
+
+
+def test_a_learner_reload_keeps_name_and_guess_and_the_teacher_comes_back_with_the_key(smollm, rooms_db):
+    teacher, code, key = start_room()
+    ada = guess(join(code, "Ada"), "Paris")
+    token = param(ada, "learner")
+    again = ok(open_page(PAGE, room=code, learner=token))  # a reload: a new session on the learner's own URL
+    assert "You are **Ada**" in texts(again)
+    assert again.text_input(key="cl_guess").value == "Paris"
+    stranger = ok(open_page(PAGE, room=code, learner="not-my-id"))  # someone else's made-up id: join afresh
+    assert stranger.button(key="cl_join") is not None and "learner" not in stranger.query_params
+
+    back = open_page(PAGE)  # the teacher after a reload: the code and the key
+    back.text_input(key="cl_resume_code").input(code)
+    back.text_input(key="cl_resume_key").input("wrong")
+    ok(back.button(key="cl_resume").click().run())
+    assert any("teacher key does not match" in w.value for w in back.warning)
+    back.text_input(key="cl_resume_key").input(key)
+    ok(back.button(key="cl_resume").click().run())
+    assert [m.value for m in back.metric if m.label == "Guesses so far"] == ["1"]
+    assert key not in [c.value for c in back.code] and key not in str(dict(back.query_params))
+
+
+def test_joins_are_rate_limited_per_session(smollm, rooms_db, monkeypatch):
+    from dashboard.rooms import JoinLimiter
+    from dashboard.ui import classroom_learner
+
+    monkeypatch.setattr(classroom_learner, "LIMITER", JoinLimiter(limit=2))
+    _, code, _ = start_room()
+    at = join(code)
+    for _ in range(2):
+        at.session_state["cl_me"] = None
+        del at.query_params["learner"]
+        ok(at.run())
+        at.text_input(key="cl_name").input("Bo")
+        ok(at.button(key="cl_join").click().run())
+    assert any("too many tries to join" in w.value for w in at.warning), texts(at)
+    assert at.text_input(key="cl_name").value == "Bo"
+
+
+def test_the_database_unreachable_gives_a_message_on_every_room_page(tmp_path, monkeypatch):
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o500)
+    monkeypatch.setenv(DB_ENV, f"sqlite:///{folder / 'missing' / 'rooms.sqlite3'}")
+    for params in ({}, {"room": "ABCD-EFGH"}):
+        at = ok(open_page(PAGE, **params))
+        assert any("cannot be reached right now" in e.value for e in at.error), texts(at)

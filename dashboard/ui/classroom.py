@@ -218,7 +218,6 @@ def resume_section(store: RoomStore) -> None:
                 return
             if attempt(store.teacher_state, code, key) is not FAILED:
                 st.session_state[_TEACHER] = {"code": code, "key": key}
-                st.session_state["cl_resume_key"] = ""
                 st.rerun()
 
 
