@@ -18,13 +18,13 @@ st.caption("Shannon's guessing game with a class: everyone guesses what comes ne
 def learner_page(store) -> None:
     """A learner on a join link: join, then the round (guess, or the reveal)."""
     code = learner.room_code()
-    state = learner.public_state(store, code) if code else None
+    state, down = learner.public_state(store, code) if code else (None, False)
     if state is None:
         return
-    mine = learner.me(store, code)
+    mine = learner.me(store, code, down)
     if mine is None:
         learner.join_section(store, code)
-    elif not mine.get("down"):
+    else:
         learner.learner_section(store, code, state, mine)
 
 
@@ -35,10 +35,13 @@ def teacher_page(store) -> None:
         classroom.start_section(store)
         classroom.resume_section(store)
         return
-    state = classroom.teacher_state(store, room)
+    state, down = classroom.teacher_state(store, room)
     if state is None:
         return
-    classroom.join_section(room)
+    classroom.join_section(room)  # still on the projector while the database is down
+    if down:  # the live count retries every second and brings the room back
+        classroom.live_count(store, room["code"], (state["round"], state["state"]))
+        return
     classroom.round_section(store, room, state)
     classroom.score_section(store, room, state)
 

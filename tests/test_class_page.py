@@ -14,6 +14,7 @@ from dashboard.loaded import LOADED
 from dashboard.rooms_schema import DB_ENV
 from dashboard.tokens import encode, markdown_literal, visible
 from conftest import open_page
+from pg import pg_server, pg_url  # noqa: F401  (fixtures)
 from conftest import texts as _texts
 
 pytestmark = pytest.mark.app
@@ -294,3 +295,25 @@ def test_the_database_unreachable_gives_a_message_on_every_room_page(tmp_path, m
     for params in ({}, {"room": "ABCD-EFGH"}):
         at = ok(open_page(PAGE, **params))
         assert any("cannot be reached right now" in e.value for e in at.error), texts(at)
+
+
+def test_postgresql_stopped_mid_game_keeps_what_was_typed_and_the_room_goes_on(smollm, pg_server, pg_url, monkeypatch):
+    monkeypatch.setenv(DB_ENV, pg_url)
+    teacher, code, key = start_room()
+    ada = join(code, "Ada")
+    pg_server.stop()
+    try:
+        ada.text_input(key="cl_guess").input("Paris").run()
+        ok(ada.button(key="cl_send").click().run())
+        assert any("cannot be reached right now" in e.value for e in ada.error), texts(ada)
+        assert pg_server.password not in texts(ada)
+        assert ada.text_input(key="cl_guess").value == "Paris"  # nothing typed is lost
+        ok(teacher.run())
+        assert any("cannot be reached right now" in e.value for e in teacher.error), texts(teacher)
+    finally:
+        pg_server.start()
+    ada = ok(ada.run())
+    ada = ok(ada.button(key="cl_send").click().run())  # the same box, sent again once it is back
+    assert "Your guess: **␣Paris**" in texts(ada)
+    ok(teacher.run())
+    assert [m.value for m in teacher.metric if m.label == "Guesses so far"] == ["1"]

@@ -65,7 +65,9 @@ def store() -> RoomStore | None:
 
 
 def unavailable(exc: Exception) -> None:
-    """The database is down, in words: nothing typed is lost, the room goes on when it is back."""
+    """The database is down, in words: nothing typed is lost, the room goes on when it is back (a live
+    fragment reruns the page then: back_again)."""
+    st.session_state["cl_was_down"] = True
     st.error(f"**The class database cannot be reached right now.** {exc} The room goes on as soon as it is back; "
              "this page retries by itself (or press any button).", icon="🗄️")
 
@@ -83,6 +85,12 @@ def attempt(call, *args, **kwargs):
     except ValueError as exc:
         st.error(str(exc)[:1].upper() + str(exc)[1:], icon="✏️")
     return FAILED
+
+
+def back_again() -> None:
+    """In a live fragment that reached the database: rerun the whole page if it was down (its messages go)."""
+    if st.session_state.pop("cl_was_down", False):
+        st.rerun()
 
 
 def pretty_code(code: str) -> str:
@@ -224,19 +232,25 @@ def resume_section(store: RoomStore) -> None:
 # --------------------------------------------------------------------------- the teacher: the room
 
 
-def teacher_state(store: RoomStore, room: dict) -> dict | None:
-    """The room's state for its teacher, or None after saying why (a room gone: back to the start)."""
+def teacher_state(store: RoomStore, room: dict) -> tuple[dict | None, bool]:
+    """(the room's state for its teacher, whether the database is down): the last state seen while it is down;
+    None after saying why there is none (a room gone, or a key that does not match: back to the start)."""
     try:
-        return store.teacher_state(room["code"], room["key"])
+        state = store.teacher_state(room["code"], room["key"])
     except RoomNotFound as exc:
         st.session_state.pop(_TEACHER, None)
         st.warning(f"{exc}; start a new one.", icon="🚪")
+        return None, False
     except RoomsUnavailable as exc:
         unavailable(exc)
+        last = st.session_state.get("cl_last_teacher")
+        return (last if last and last["code"] == room["code"] else None), True
     except RoomsError as exc:  # NotTeacher: the key no longer matches this room
         st.session_state.pop(_TEACHER, None)
         st.warning(f"{exc}.", icon="🔑")
-    return None
+        return None, False
+    st.session_state["cl_last_teacher"] = state
+    return state, False
 
 
 def join_section(room: dict) -> None:
@@ -273,6 +287,7 @@ def live_count(store: RoomStore, code: str, seen: tuple) -> None:
     except RoomsError:
         st.rerun()
         return
+    back_again()
     if (state["round"], state["state"]) != seen:
         st.rerun()
     st.metric("Guesses so far", state["n_guesses"], help="Who guessed what stays hidden until you reveal.")

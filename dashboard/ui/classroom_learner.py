@@ -13,8 +13,8 @@ from dashboard import classgame, ui
 from dashboard.guessing import map_guess
 from dashboard.rooms import (MAX_GUESS, MAX_NAME, JoinLimiter, NotLearner, RoomNotFound, RoomsError, RoomStore,
                              RoomsUnavailable, clean_text, normalise_code)
-from dashboard.ui.classroom import (FAILED, LEARNER_PARAM, ROOM_PARAM, attempt, literal, pretty_code, probs_after,
-                                    room_backend, unavailable)
+from dashboard.ui.classroom import (FAILED, LEARNER_PARAM, ROOM_PARAM, attempt, back_again, literal, pretty_code,
+                                    probs_after, room_backend, unavailable)
 
 _ME = "cl_me"  # {"code", "token"} of this session's learner
 LIMITER = JoinLimiter()  # join attempts per session, process-wide
@@ -49,28 +49,35 @@ def code_box() -> None:
             st.warning(str(exc), icon="🚪")
 
 
-def public_state(store: RoomStore, code: str) -> dict | None:
-    """The room's public state, or None after saying why (no such room, or the database is down)."""
+def public_state(store: RoomStore, code: str) -> tuple[dict | None, bool]:
+    """(the room's public state, whether the database is down): the last state seen while it is down, so the
+    page and what was typed in it stay; None after saying why there is none (no such room)."""
     try:
-        return store.public_state(code)
+        state = store.public_state(code)
     except RoomNotFound:
         st.error(f"**There is no room {pretty_code(code)}** (it may have ended or expired). Check the code with "
                  "your teacher.", icon="🚪")
         code_box()
+        return None, False
     except RoomsUnavailable as exc:
         unavailable(exc)
+        last = st.session_state.get("cl_last_state")
+        return (last if last and last["code"] == code else None), True
     except RoomsError as exc:
         st.warning(str(exc), icon="🚪")
-    return None
+        return None, False
+    st.session_state["cl_last_state"] = state
+    return state, False
 
 
-def me(store: RoomStore, code: str) -> dict | None:
+def me(store: RoomStore, code: str, down: bool = False) -> dict | None:
     """This learner in room `code` ({"token", "name", "guess", "shown"}), from the session or their own URL; None
-    when they have not joined (or the database is down, said)."""
+    when they have not joined. While the database is `down`: the last seen."""
     mine = st.session_state.get(_ME)
     token = mine["token"] if mine and mine["code"] == code else st.query_params.get(LEARNER_PARAM)
-    if not token:
-        return None
+    last = st.session_state.get("cl_last_me")
+    if down or not token:
+        return last if down and last and last["token"] == token else None
     try:
         info = store.me(code, token)
     except NotLearner:
@@ -79,11 +86,12 @@ def me(store: RoomStore, code: str) -> dict | None:
         return None
     except RoomsUnavailable as exc:
         unavailable(exc)
-        return {"token": token, "name": "", "guess": None, "shown": None, "down": True}
+        return last if last and last["token"] == token else None
     st.session_state[_ME] = {"code": code, "token": token}
     if st.query_params.get(LEARNER_PARAM) != token:
         st.query_params[LEARNER_PARAM] = token
-    return {"token": token, **info}
+    st.session_state["cl_last_me"] = {"token": token, **info}
+    return st.session_state["cl_last_me"]
 
 
 def join_section(store: RoomStore, code: str) -> None:
@@ -116,6 +124,7 @@ def follow(store: RoomStore, code: str, seen: tuple) -> None:
     except RoomsError:
         st.rerun()
         return
+    back_again()
     if (state["round"], state["state"]) != seen:
         st.rerun()
     st.caption(f"Round {state['round'] + 1} · {state['n_guesses']} guessed so far")
@@ -160,6 +169,7 @@ def guess_section(store: RoomStore, code: str, state: dict, mine: dict) -> None:
         sent = attempt(store.guess, code, mine["token"], state["round"], mapped.typed, mapped.token_id, mapped.shown)
         if sent is not FAILED:
             mine = {**mine, "guess": mapped.typed, "shown": mapped.shown}
+            st.session_state["cl_last_me"] = mine
     if mine.get("shown"):
         st.success(f"Your guess: **{literal(mine['shown'])}**. You can change it until the teacher reveals.",
                    icon="✅")
