@@ -100,7 +100,8 @@ def model_probs(ids: list[int]) -> torch.Tensor:
     return next_token_logits(LOADED.get("smollm2-135m").model, ids).softmax(-1)
 
 
-def test_a_room_from_start_to_round_two(smollm, rooms_db):
+def test_a_room_from_start_to_round_two(smollm, rooms_db, caplog):
+    caplog.set_level("DEBUG")
     teacher, code, key = start_room()
     tok = smollm.tokenizer
     link = f"http://localhost:8501/class?room={code}"
@@ -172,6 +173,7 @@ def test_a_room_from_start_to_round_two(smollm, rooms_db):
     assert result.class_bits == pytest.approx(expected.class_bits) and result.model_bits == pytest.approx(
         -math.log2(float(probs[best])), rel=1e-4)
     assert scored.n_scored == 0 and result.n_scored == 1
+    assert key not in caplog.text and token not in caplog.text  # nor in a log
     ada = ok(ada.run())
     assert f"### {markdown_literal(TEXT + tok.decode([best]))} …" in texts(ada)  # round 2's text on the learner's
     assert ada.text_input(key="cl_guess").value == ""  # a new round, an empty box
@@ -221,6 +223,7 @@ def test_a_passage_game_scores_the_class_on_the_true_tokens_and_exports_it_escap
     assert markdown_literal(SLY) in table["learner"].tolist()
     from dashboard import classgame
 
+    assert [b.label for b in teacher.get("download_button")] == ["Download CSV", "Download JSON"]
     rows = classgame.export_frame(*_game(code, key, teacher))
     csv = csv_bytes(rows).decode()
     assert f"'{SLY}" in csv and ",=HYPERLINK" not in csv
@@ -317,3 +320,47 @@ def test_postgresql_stopped_mid_game_keeps_what_was_typed_and_the_room_goes_on(s
     assert "Your guess: **␣Paris**" in texts(ada)
     ok(teacher.run())
     assert [m.value for m in teacher.metric if m.label == "Guesses so far"] == ["1"]
+
+
+def test_a_room_on_the_engine_reveals_its_top_n(engine, rooms_db):
+    from dashboard import backends, models
+
+    key = "class/smollm2"
+    teacher = open_page(PAGE, model=key)
+    teacher.text_area(key="cl_text").input(TEXT).run()
+    ok(teacher.button(key="cl_create").click().run())
+    code = teacher.session_state["cl_room"]["code"]
+    ada, bo = guess(join(code, "Ada"), "Paris"), guess(join(code, "Bo"), "Zanzibarque")
+    assert "␣Paris" in texts(ada)
+    ok(teacher.button(key="cl_reveal").click().run())
+    backend = backends.engine_backend(models.get_spec(key))
+    ids = backend.tokenize(TEXT)
+    logits = backend.next_logits([ids])[0]  # the engine's own log-probabilities of its top N
+    frame = teacher.session_state["cl_reveal_frame"]
+    paris = backend.tokenize(TEXT + " Paris")[len(ids)]
+    row = frame[frame["id"] == paris].iloc[0]
+    assert row["guesses"] == 1 and row["model probability"] == pytest.approx(math.exp(float(logits[paris])), rel=1e-4)
+    other = frame[frame["id"] != paris].iloc[0]  # a token outside the engine's top N: no probability, shown as —
+    assert not math.isfinite(float(logits[int(other["id"])])) and other["model probability"] == 0
+    assert f"its top {backend.top_n} tokens only" in "\n".join(c.value for c in teacher.caption)
+    shown = teacher.table[0].value
+    assert shown["model probability"].tolist()[-1] == f"not in its top {backend.top_n}"
+    top = teacher.table[1].value
+    assert top["id"].tolist() == [int(i) for i in logits.topk(10).indices]
+    ok(teacher.button(key="cl_next").click().run())
+    assert "Round 2" in [h.value for h in teacher.subheader]
+
+
+def test_the_next_token_pages_text_so_far_starts_a_room(smollm, rooms_db):
+    at = open_page("pages/next-token.py")
+    ok(at.button(key="nt_append").click().run())
+    path = at.session_state["nt_path"]
+    so_far = at.text_area(key="prompt").value + smollm.tokenizer.decode([s.token_id for s in path.steps])
+    at.switch_page("pages/class.py")
+    ok(at.run())
+    assert at.text_area(key="cl_text").value == so_far  # the text the user was working on
+    at.text_area(key="cl_text").input("something else").run()
+    ok(at.button(key="cl_use_next").click().run())
+    assert at.text_area(key="cl_text").value == so_far
+    ok(at.button(key="cl_create").click().run())
+    assert f"### {markdown_literal(so_far)} …" in texts(at)

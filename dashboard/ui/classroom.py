@@ -328,16 +328,19 @@ def reveal_view(backend, state: dict, probs) -> None:
             st.info("Nobody guessed this round.")
         else:
             st.altair_chart(classgame.reveal_chart(frame), width="stretch", theme=None)
+            outside = f"not in its top {backend.top_n}"
             shown = frame.assign(**{"class share": frame["class share"].map("{:.0%}".format),
                                     "model probability": frame["model probability"].map(
-                                        lambda p: "—" if p != p or p is None else f"{p:.2%}")})
+                                        lambda p: "—" if p is None or p != p else outside
+                                        if backend.top_n and p == 0 else f"{p:.2%}")})
             ui.text_table(shown.drop(columns=["true"]))
     with right:
         st.markdown(f"**The model's top {classgame.TOP_N}**")
         top = classgame.top_frame(tok, probs)
         ui.text_table(top.assign(probability=top["probability"].map("{:.2%}".format)))
         if backend.top_n is not None:
-            st.caption(f"On an engine: its top {backend.top_n} tokens only; a guess outside them shows —.")
+            st.caption(f"On an engine: its top {backend.top_n} tokens only; a guess outside them has no probability "
+                       "here (the bar shows 0).")
     true_id = state.get("true_id")
     if true_id is not None:
         p = float(probs[true_id])
