@@ -9,6 +9,7 @@ ui.page_guard()
 
 from dashboard.ui import classroom  # noqa: E402
 from dashboard.ui import classroom_learner as learner  # noqa: E402
+from dashboard.ui import classroom_score  # noqa: E402
 
 st.title("🧑‍🏫 Class: guess the next token")
 st.caption("Shannon's guessing game with a class: everyone guesses what comes next, then the model's own "
@@ -43,7 +44,7 @@ def teacher_page(store) -> None:
         classroom.live_count(store, room["code"], (state["round"], state["state"]))
         return
     classroom.round_section(store, room, state)
-    classroom.score_section(store, room, state)
+    classroom_score.score_section(store, room, state)
 
 
 rooms = classroom.store()

@@ -1,15 +1,14 @@
 """The Class page's Streamlit glue, shared part and the teacher's side: the rooms store through st.connection, store
 calls whose failures become messages, the model's probabilities after a round's text (one forward per text, shared
 by every session), and the teacher's sections: start or resume a room, the join link and QR code, the live count,
-the reveal, Next and the score. The learner's side: dashboard/ui/classroom_learner.py. The numbers and charts:
-dashboard/classgame.py; the store: dashboard/rooms.py.
+the reveal and Next. The score: dashboard/ui/classroom_score.py; the learner's side: classroom_learner.py; numbers
+and charts: dashboard/classgame.py; the store: dashboard/rooms.py.
 
 The teacher's key lives only in this session (shown once, to paste after a reload); never in a URL or a log."""
 
 from __future__ import annotations
 
 import io
-import json
 import logging
 import threading
 from collections import OrderedDict
@@ -375,38 +374,3 @@ def next_controls(store: RoomStore, room: dict, state: dict, backend, probs) -> 
                        tok.decode([int(token_id)]), chosen_by)
         if made is not FAILED:
             st.rerun()
-
-
-# --------------------------------------------------------------------------- the teacher: the score
-
-
-def score_section(store: RoomStore, room: dict, state: dict) -> None:
-    """The class's bits/token against the model's over the rounds, each learner's hits, and the game's export."""
-    rounds = attempt(store.rounds_detail, room["code"], room["key"])
-    rows = attempt(store.export_rows, room["code"], room["key"])
-    if rounds is FAILED or rows is FAILED or not any(r["state"] == "revealed" for r in rounds):
-        return
-    backend = room_backend(state["model_key"])
-    if backend is None:
-        return
-    st.subheader("Score")
-    names = {lr["id"]: lr["name"] for lr in state.get("learners", [])}
-    with ui.engine_faults():
-        result, per_round, hits = classgame.game_score(rounds, rows, lambda ids: probs_after(backend, ids),
-                                                       backend.vocab_size, names)
-        st.session_state["cl_score"] = (result, per_round, hits)
-        c1, c2, c3 = st.columns(3)
-        c1.metric("Class, bits/token", classgame.bits_text(result.class_bits))
-        c2.metric("Model, bits/token", classgame.bits_text(result.model_bits))
-        c3.metric("Rounds scored", result.n_scored)
-        st.caption("Bits/token: the surprise on the true token (the passage's, else the one Next appended), "
-                   "averaged; lower is better. The class's probability is its share of guesses, smoothed.")
-        if not per_round.empty:
-            st.altair_chart(classgame.score_chart(per_round), width="stretch", theme=None)
-        if not hits.empty:
-            ui.text_table(hits)
-        export = classgame.export_frame(rows, rounds, names)
-        records = {"room": room["code"], "model": state["model_key"], "rounds": rounds,
-                   "guesses": json.loads(export.to_json(orient="records", force_ascii=False)),
-                   "score": json.loads(per_round.to_json(orient="records"))}
-        ui.download_buttons(export, f"class-{room['code']}", key="cl_export", records=records)
