@@ -365,3 +365,24 @@ def test_the_next_token_pages_text_so_far_starts_a_room(smollm, rooms_db):
     assert at.text_area(key="cl_text").value == so_far
     ok(at.button(key="cl_create").click().run())
     assert f"### {markdown_literal(so_far)} …" in texts(at)
+
+
+def test_next_appends_the_teachers_pick_and_a_send_after_the_reveal_changes_nothing(smollm, rooms_db):
+    teacher, code, key = start_room()
+    tok = smollm.tokenizer
+    ada = guess(join(code, "Ada"), "Paris")
+    ada.text_input(key="cl_guess").input("Lyon")  # typed before the reveal, sent after it
+    ok(teacher.button(key="cl_reveal").click().run())
+    ok(ada.button(key="cl_send").click().run())
+    assert ada.session_state["cl_reveal_frame"]["guesses"].tolist() == [1]  # her page shows the reveal instead
+    assert _game(code, key, teacher)[0][0]["guess"] == "Paris"
+    ok(teacher.radio(key="cl_next_by").set_value("a token I pick").run())
+    pick = teacher.selectbox(key="cl_next_pick")
+    ids = encode(tok, TEXT)
+    paris = encode(tok, TEXT + " Paris")[len(ids)]
+    assert pick.options[0] == visible(tok.decode([paris]))  # the class's guesses first, then the model's top 10
+    ok(pick.select_index(0).run())
+    ok(teacher.button(key="cl_next").click().run())
+    rounds = _game(code, key, teacher)[1]
+    assert rounds[0]["chosen_id"] == paris and rounds[0]["chosen_by"] == "teacher"
+    assert rounds[1]["text"] == TEXT + tok.decode([paris]) and rounds[1]["state"] == "open"

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from .conftest import SCREENSHOTS, AppServer, expect, share_link
+from .conftest import SCREENSHOTS, XSS_JS, XSS_SRC, AppServer, expect, injected_elements, share_link
 
 pytestmark = pytest.mark.e2e
 
@@ -94,3 +94,34 @@ def test_a_learner_guesses_and_both_pages_follow_live(class_server, page, browse
     finally:
         again.context.close()
     assert key not in share_link(teacher)
+
+
+HOSTILE = f'<img src="{XSS_SRC}n" onerror="{XSS_JS}">'  # 40 characters: fits a name
+
+
+def test_hostile_names_and_guesses_stay_text_on_both_pages(class_server, page, browser):
+    teacher = page
+    teacher.goto(f"{class_server.base_url}/class", wait_until="domcontentloaded")
+    teacher.get_by_role("button", name="Start the room").click(timeout=MODEL_LOAD_MS)
+    heading = teacher.get_by_text(re.compile(r"Room code: [A-Z2-9]{4}-[A-Z2-9]{4}"))
+    expect(heading).to_be_visible(timeout=MODEL_LOAD_MS)
+    code = heading.inner_text().split(": ")[1].replace("-", "")
+    context = browser.new_context()
+    learner = context.new_page()
+    try:
+        learner.goto(f"{class_server.base_url}/class?room={code}", wait_until="domcontentloaded")
+        learner.get_by_label("Your name on the class's screen (optional)").fill(HOSTILE[:40])
+        learner.get_by_role("button", name="Join").click()
+        expect(learner.get_by_text("You are")).to_be_visible(timeout=60_000)
+        box = learner.get_by_label("What comes next? Your guess")
+        box.fill(f'<svg onload="{XSS_JS}">')
+        box.press("Enter")
+        learner.get_by_role("button", name="Send my guess").click()
+        expect(learner.get_by_text("You can change it until the teacher reveals")).to_be_visible(timeout=60_000)
+        expect(metric(teacher, "Guesses so far")).to_have_text("1", timeout=LIVE_MS)
+        teacher.get_by_role("button", name="Reveal").click()
+        expect(teacher.get_by_text(HOSTILE[:40]).first).to_be_visible(timeout=60_000)  # the name, as text
+        expect(learner.get_by_text("Wait for the teacher's next round")).to_be_visible(timeout=LIVE_MS + 2_000)
+        assert injected_elements(teacher) == [] and injected_elements(learner) == []
+    finally:
+        context.close()
