@@ -223,7 +223,8 @@ def test_a_passage_game_scores_the_class_on_the_true_tokens_and_exports_it_escap
     assert markdown_literal(SLY) in table["learner"].tolist()
     from dashboard import classgame
 
-    assert [b.label for b in teacher.get("download_button")] == ["Download CSV", "Download JSON"]
+    labels = [b.label for b in teacher.get("download_button")]
+    assert labels == ["Chart as SVG", "Chart as PNG", "Download CSV", "Download JSON"]  # the score chart, the game
     rows = classgame.export_frame(*_game(code, key, teacher))
     csv = csv_bytes(rows).decode()
     assert f"'{SLY}" in csv and ",=HYPERLINK" not in csv

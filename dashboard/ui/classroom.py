@@ -327,6 +327,8 @@ def reveal_view(backend, state: dict, probs) -> None:
             st.info("Nobody guessed this round.")
         else:
             st.altair_chart(classgame.reveal_chart(frame), width="stretch", theme=None)
+            ui.chart_downloads(lambda: classgame.reveal_chart(frame), f"class-round-{state['round'] + 1}",
+                               key="cl_reveal_chart")
             outside = f"not in its top {backend.top_n}"
             shown = frame.assign(**{"class share": frame["class share"].map("{:.0%}".format),
                                     "model probability": frame["model probability"].map(

@@ -36,6 +36,8 @@ def score_section(store: RoomStore, room: dict, state: dict) -> None:
                    "averaged; lower is better. The class's probability is its share of guesses, smoothed.")
         if not per_round.empty:
             st.altair_chart(classgame.score_chart(per_round), width="stretch", theme=None)
+            ui.chart_downloads(lambda: classgame.score_chart(per_round), f"class-{room['code']}-score",
+                               key="cl_score_chart")
         if not hits.empty:
             ui.text_table(hits)
         export = classgame.export_frame(rows, rounds, names)
