@@ -260,16 +260,19 @@ def join_section(room: dict) -> None:
         st.markdown(f"## Room code: {pretty_code(code)}")
         st.markdown("**Join at** (phone or laptop):")
         st.code(link, language=None, wrap_lines=True)
-        if st.session_state.get(_KEY_ONCE):
-            st.warning("**Your teacher key, shown once.** Keep it (not on the projector): after a reload, paste it "
-                       "with the room code under *Come back to a room* to go on. Nobody else can reveal or go on "
-                       "without it.", icon="🔑")
-            st.code(room["key"], language=None)
-            if st.button("I have saved it", key="cl_key_saved"):
-                st.session_state[_KEY_ONCE] = False
-                st.rerun()
-        if st.button("Leave this room", key="cl_leave", help="Back to Start a room (the room stays; come back "
-                                                            "with its code and key)"):
+        once = bool(st.session_state.get(_KEY_ONCE))
+        if once:
+            st.warning("**Save your teacher key now: it is shown once.** After a reload, paste it with the room "
+                       "code under *Come back to a room* to go on; nobody else can reveal or go on without it.",
+                       icon="🔑")
+            with st.expander("Show the teacher key (not on the projector)"):
+                st.code(room["key"], language=None)
+                if st.button("I have saved it", key="cl_key_saved"):
+                    st.session_state[_KEY_ONCE] = False
+                    st.rerun()
+        if st.button("Leave this room", key="cl_leave", disabled=once,
+                     help="Back to Start a room (the room stays; come back with its code and key). Save the key "
+                          "first."):
             st.session_state.pop(_TEACHER, None)
             st.rerun()
     right.image(qr_svg(link), caption="Scan to join", width=330)

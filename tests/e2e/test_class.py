@@ -49,7 +49,10 @@ def test_a_learner_guesses_and_both_pages_follow_live(class_server, page, browse
     link = f"{class_server.base_url}/class?room={code}"
     expect(teacher.get_by_test_id("stCode").filter(has_text=link)).to_be_visible()
     expect(teacher.get_by_test_id("stImage").locator("img")).to_be_visible()  # the QR code
-    key = teacher.get_by_test_id("stCode").nth(1).inner_text().strip()
+    shown_key = teacher.get_by_test_id("stCode").nth(1)
+    expect(shown_key).not_to_be_visible()  # folded away: a projected screen does not show it
+    teacher.get_by_text("Show the teacher key").click()
+    key = shown_key.inner_text().strip()
     assert len(key) > 30 and key not in teacher.url
     expect(metric(teacher, "Guesses so far")).to_have_text("0")
     shot(teacher, "teacher-room", heading)
