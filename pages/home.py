@@ -26,7 +26,8 @@ with cols[2]:
     st.page_link("pages/generate.py", label="Open Generate", icon="✍️")
 st.markdown("Then look further: **Compare** puts prompts, models or settings side by side, and **Inside the model** "
             "shows where the next token forms — each layer's guess, attention, and which input tokens drove it.")
-c1, c2, _ = st.columns(3)
+c1, c2, c3 = st.columns(3)
 c1.page_link("pages/compare.py", label="Open Compare", icon="⚖️")
 c2.page_link("pages/inside.py", label="Open Inside the model", icon="🔬")
+c3.page_link("pages/class.py", label="Open Class (the guessing game)", icon="🧑‍🏫")
 st.caption(f"The course notebook's example sentence: “{ui.SEED_PROMPT}”.")

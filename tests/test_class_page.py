@@ -387,3 +387,20 @@ def test_next_appends_the_teachers_pick_and_a_send_after_the_reveal_changes_noth
     rounds = _game(code, key, teacher)[1]
     assert rounds[0]["chosen_id"] == paris and rounds[0]["chosen_by"] == "teacher"
     assert rounds[1]["text"] == TEXT + tok.decode([paris]) and rounds[1]["state"] == "open"
+
+
+@pytest.mark.parametrize("name, message", [("\u200bBob", "control or invisible characters"), ("Bo\tb", "U+0009")])
+def test_a_bad_name_gets_a_message_and_stays_in_the_box(smollm, rooms_db, name, message):
+    _, code, _ = start_room()
+    at = open_page(PAGE, room=code)
+    at.session_state["cl_name"] = name  # (what a script, not a keyboard, can put in the box)
+    ok(at.button(key="cl_join").click().run())
+    assert any(message in e.value for e in at.error), texts(at)
+    assert at.text_input(key="cl_name").value == name and "learner" not in at.query_params
+
+
+def test_a_guess_of_spaces_only_gets_a_message(smollm, rooms_db):
+    _, code, _ = start_room()
+    at = join(code)
+    ok(at.text_input(key="cl_guess").input("   ").run())
+    assert any("only spaces" in e.value for e in at.error) and at.button(key="cl_send").disabled

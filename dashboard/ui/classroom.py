@@ -207,6 +207,10 @@ def start_section(store: RoomStore) -> None:
     if st.button("Start the room", key="cl_create", type="primary"):
         made = attempt(store.create_room, model_key, text, ids, passage)
         if made is not FAILED:
+            try:  # rooms past their 12 hours go, with everything in them
+                store.expire()
+            except RoomsError:
+                logger.info("expired rooms not deleted this time (the database is busy)")
             st.session_state[_TEACHER] = {"code": made[0], "key": made[1]}
             st.session_state[_KEY_ONCE] = True
             st.rerun()
