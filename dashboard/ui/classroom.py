@@ -270,7 +270,7 @@ def join_section(room: dict) -> None:
                        "code under *Come back to a room* to go on; nobody else can reveal or go on without it.",
                        icon="🔑")
             with st.expander("Show the teacher key (not on the projector)"):
-                st.code(room["key"], language=None)
+                st.code(room["key"], language=None, wrap_lines=True)
                 if st.button("I have saved it", key="cl_key_saved"):
                     st.session_state[_KEY_ONCE] = False
                     st.rerun()

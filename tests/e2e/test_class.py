@@ -128,3 +128,35 @@ def test_hostile_names_and_guesses_stay_text_on_both_pages(class_server, page, b
         assert injected_elements(teacher) == [] and injected_elements(learner) == []
     finally:
         context.close()
+
+
+def test_on_a_phone_nothing_on_either_side_is_cut_off(class_server, browser):
+    from .test_screen import _CUT_OFF_JS
+
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    try:
+        teacher, learner = context.new_page(), context.new_page()
+        teacher.goto(f"{class_server.base_url}/class", wait_until="domcontentloaded")
+        teacher.get_by_role("button", name="Start the room").click(timeout=MODEL_LOAD_MS)
+        heading = teacher.get_by_text(re.compile(r"Room code: [A-Z2-9]{4}-[A-Z2-9]{4}"))
+        expect(heading).to_be_visible(timeout=MODEL_LOAD_MS)
+        expect(teacher.get_by_test_id("stImage").locator("img")).to_be_visible()
+        assert teacher.evaluate(_CUT_OFF_JS) == []
+        code = heading.inner_text().split(": ")[1].replace("-", "")
+        learner.goto(f"{class_server.base_url}/class?room={code}", wait_until="domcontentloaded")
+        learner.get_by_role("button", name="Join").click()
+        box = learner.get_by_label("What comes next? Your guess")
+        box.fill("extraordinarily")
+        box.press("Enter")
+        learner.get_by_role("button", name="Send my guess").click()
+        expect(learner.get_by_text("You can change it until the teacher reveals")).to_be_visible(timeout=60_000)
+        expect(metric(teacher, "Guesses so far")).to_have_text("1", timeout=LIVE_MS)
+        teacher.get_by_role("button", name="Reveal").click()
+        expect(teacher.get_by_test_id("stVegaLiteChart").first).to_be_visible(timeout=60_000)
+        expect(teacher.get_by_role("button", name="Next round")).to_be_visible(timeout=60_000)
+        expect(learner.get_by_test_id("stVegaLiteChart").first).to_be_visible(timeout=LIVE_MS + 2_000)
+        teacher.wait_for_timeout(1500)  # the charts' own layout pass
+        assert teacher.evaluate(_CUT_OFF_JS) == [] and learner.evaluate(_CUT_OFF_JS) == []
+        shot(teacher, "teacher-phone-reveal", teacher.get_by_test_id("stVegaLiteChart").first)
+    finally:
+        context.close()
