@@ -24,7 +24,7 @@ def learner_page(store) -> None:
         return
     mine = learner.me(store, code, down)
     if mine is None:
-        learner.join_section(store, code)
+        learner.join_section(store, code, state)
     else:
         learner.learner_section(store, code, state, mine)
 
@@ -45,6 +45,7 @@ def teacher_page(store) -> None:
         return
     classroom.round_section(store, room, state)
     classroom_score.score_section(store, room, state)
+    classroom_score.end_section(store, room, state)
 
 
 rooms = classroom.store()

@@ -404,3 +404,18 @@ def test_a_guess_of_spaces_only_gets_a_message(smollm, rooms_db):
     at = join(code)
     ok(at.text_input(key="cl_guess").input("   ").run())
     assert any("only spaces" in e.value for e in at.error) and at.button(key="cl_send").disabled
+
+
+def test_the_teacher_ends_then_deletes_the_room(smollm, rooms_db):
+    teacher, code, key = start_room()
+    ada = guess(join(code, "Ada"), "Paris")
+    ok(teacher.button(key="cl_reveal").click().run())
+    ok(teacher.button(key="cl_close").click().run())
+    assert "The game is over" in texts(teacher) and not any(b.key == "cl_next" for b in teacher.button)
+    assert "The teacher has closed this room" in texts(ok(ada.run()))
+    assert not any(b.key == "cl_join" for b in open_page(PAGE, room=code).button)  # no more joins
+    assert teacher.button(key="cl_delete").disabled
+    teacher.checkbox(key="cl_delete_sure").check().run()
+    ok(teacher.button(key="cl_delete").click().run())
+    assert "cl_room" not in teacher.session_state and teacher.button(key="cl_create") is not None
+    assert f"There is no room {code[:4]}-{code[4:]}" in texts(ok(ada.run()))

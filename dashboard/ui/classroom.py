@@ -305,6 +305,9 @@ def round_section(store: RoomStore, room: dict, state: dict) -> None:
     number = state["round"]
     st.subheader(f"Round {number + 1}")
     st.markdown(f"### {literal(state['text'])} …")
+    if state["closed"]:
+        st.info("The game is over: the score and the downloads are below.", icon="🏁")
+        return
     if state["state"] == "open":
         live_count(store, room["code"], (number, "open"))
         if st.button("Reveal", key="cl_reveal", type="primary"):

@@ -94,9 +94,12 @@ def me(store: RoomStore, code: str, down: bool = False) -> dict | None:
     return st.session_state["cl_last_me"]
 
 
-def join_section(store: RoomStore, code: str) -> None:
-    """Join: an optional display name, then the room."""
+def join_section(store: RoomStore, code: str, state: dict) -> None:
+    """Join: an optional display name, then the room (not once the teacher has ended it)."""
     st.subheader(f"Join room {pretty_code(code)}")
+    if state["closed"]:
+        st.info("The teacher has ended this room: ask for a new code.", icon="🚪")
+        return
     name = st.text_input("Your name on the class's screen (optional)", key="cl_name", max_chars=MAX_NAME,
                          placeholder="leave empty to be Learner 1, 2, …")
     if st.button("Join", key="cl_join", type="primary"):

@@ -45,3 +45,23 @@ def score_section(store: RoomStore, room: dict, state: dict) -> None:
                    "guesses": json.loads(export.to_json(orient="records", force_ascii=False)),
                    "score": json.loads(per_round.to_json(orient="records"))}
         ui.download_buttons(export, f"class-{room['code']}", key="cl_export", records=records)
+
+
+def end_section(store: RoomStore, room: dict, state: dict) -> None:
+    """End the game (no more joins, guesses or rounds; the score and export stay), or delete the room and all
+    its names and guesses."""
+    with st.expander("End the room"):
+        if not state["closed"]:
+            st.caption("Ending stops joins, guesses and new rounds; the score and the downloads stay.")
+            if st.button("End the game", key="cl_close"):
+                if attempt(store.close, room["code"], room["key"]) is not FAILED:
+                    st.rerun()
+        else:
+            st.info("This room is ended: learners see that it is over.", icon="🚪")
+        st.caption("Deleting removes the room with every name and guess in it, now (rooms also go 12 hours after "
+                   "they were made).")
+        sure = st.checkbox("Yes, delete this room and everything in it", key="cl_delete_sure")
+        if st.button("Delete the room", key="cl_delete", disabled=not sure):
+            if attempt(store.delete, room["code"], room["key"]) is not FAILED:
+                st.session_state.pop("cl_room", None)
+                st.rerun()
