@@ -499,3 +499,21 @@ def test_without_postgresql_the_tests_fail_saying_how_to_install_it(monkeypatch)
     monkeypatch.setattr(pg.glob, "glob", lambda pattern: [])
     with pytest.raises(pytest.fail.Exception, match="make postgres"):
         pg.require_bin_dir()
+
+
+def test_me_and_rounds_detail(store):
+    code, key = _room(store)
+    me, name = store.join(code, "Ana")
+    assert store.me(code, me) == {"name": "Ana", "guess": None, "shown": None}
+    store.guess(code, me, 0, "Paris", 6342, "␣Paris")
+    assert store.me(code, me) == {"name": "Ana", "guess": "Paris", "shown": "␣Paris"}
+    with pytest.raises(NotLearner):
+        store.me(code, "someone-else")
+    store.next_round(code, key, 0, 262, " the", "true")
+    assert store.me(code, me)["guess"] is None  # a new round: no guess yet
+    rounds = store.rounds_detail(code, key)
+    assert [(r["round"], r["state"], r["true_id"], r["chosen_id"], r["chosen_by"]) for r in rounds] == [
+        (0, "revealed", 262, 262, "true"), (1, "open", 3139, None, None)]
+    assert rounds[1]["ids"] == [464, 3139, 286, 4881, 318, 262] and rounds[1]["text"].endswith("is the")
+    with pytest.raises(NotTeacher):
+        store.rounds_detail(code, "not-the-key")
