@@ -419,3 +419,23 @@ def test_the_teacher_ends_then_deletes_the_room(smollm, rooms_db):
     ok(teacher.button(key="cl_delete").click().run())
     assert "cl_room" not in teacher.session_state and teacher.button(key="cl_create") is not None
     assert f"There is no room {code[:4]}-{code[4:]}" in texts(ok(ada.run()))
+
+
+def test_three_rounds_in_a_row_with_a_changing_next_choice(smollm, rooms_db):
+    teacher, code, key = start_room()
+    tok = smollm.tokenizer
+    ada = join(code, "Ada")
+    for n in range(3):
+        ada = guess(ok(ada.run()), "the")
+        ok(teacher.run())
+        ok(teacher.button(key="cl_reveal").click().run())
+        labels = teacher.radio(key="cl_next_by").options
+        assert labels[0].startswith("the model's most likely") and labels[1] == "a token I pick"
+        if n == 1:
+            ok(teacher.radio(key="cl_next_by").set_value("a token I pick").run())
+        ok(teacher.button(key="cl_next").click().run())
+        assert f"Round {n + 2}" in [h.value for h in teacher.subheader]
+    rounds = _game(code, key, teacher)[1]
+    assert [r["chosen_by"] for r in rounds[:3]] == ["model", "teacher", "model"]
+    assert rounds[3]["ids"][-3:] == [r["chosen_id"] for r in rounds[:3]]
+    assert teacher.session_state["cl_score"][0].n_scored == 3
