@@ -13,6 +13,7 @@ import torch
 
 from dashboard import chart_style
 from dashboard.guessing import Round, closest, score
+from dashboard.numbers import probability
 from dashboard.tokens import visible
 
 TOP_N = 10  # the model's own top tokens shown at a reveal
@@ -69,6 +70,7 @@ def reveal_chart(frame: pd.DataFrame) -> alt.Chart:
         pd.DataFrame({"token": frame["token"], "who": MODEL, "share": frame["model probability"].fillna(0.0),
                       "guesses": frame["guesses"]}),
     ], ignore_index=True)
+    long["shown"] = long["share"].map(probability)  # the app's one way to write a probability (dashboard/numbers.py)
     order = list(dict.fromkeys(frame["token"]))
     chart = alt.Chart(long).mark_bar().encode(
         y=alt.Y("token:N", sort=order, title=None, axis=chart_style.token_axis()),
@@ -77,7 +79,7 @@ def reveal_chart(frame: pd.DataFrame) -> alt.Chart:
                 scale=alt.Scale(domain=[0, 1])),
         color=alt.Color("who:N", sort=[CLASS, MODEL], title=None,
                         scale=alt.Scale(range=list(chart_style.column_colours(2)))),
-        tooltip=["token:N", "who:N", alt.Tooltip("share:Q", format=".2%"), "guesses:Q"],
+        tooltip=["token:N", "who:N", alt.Tooltip("shown:N", title="share / probability"), "guesses:Q"],
     ).properties(height=max(60, 2 * chart_style.ROW * len(order)))
     return chart_style.finish(chart)
 

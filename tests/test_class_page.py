@@ -7,6 +7,8 @@ from __future__ import annotations
 import math
 
 import pytest
+
+from dashboard.numbers import probability
 import torch
 
 from dashboard.guessing import Round, score
@@ -157,6 +159,11 @@ def test_a_room_from_start_to_round_two(smollm, rooms_db, caplog):
     top = teacher.table[1].value  # the model's top 10
     assert top["id"].tolist() == [int(i) for i in probs.topk(10).indices]
     assert "Nobody" not in texts(teacher)
+    shown = teacher.table[0].value  # probabilities written as on every page (dashboard/numbers.py): none reads 0
+    for tid in (paris, lyon):
+        cell = shown[shown["id"] == tid]["model probability"].iloc[0]
+        assert cell == markdown_literal(probability(float(probs[tid]))) and cell not in ("0.00%", "0%")
+    assert top["probability"].tolist() == [markdown_literal(probability(float(p))) for p in probs.topk(10).values]
 
     ada = ok(ada.run())  # the learner's page follows the reveal
     assert ada.session_state["cl_reveal_frame"]["guesses"].sum() == 2

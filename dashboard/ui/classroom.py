@@ -19,6 +19,7 @@ from dashboard import classgame, ui
 from dashboard.rooms import (MAX_TEXT, RateLimited, RoomNotFound, RoomsError, RoomStore, RoomsUnavailable,
                              clean_text, normalise_code)
 from dashboard.rooms_schema import engine_kwargs, safe_url, url_from
+from dashboard.numbers import probability
 from dashboard.tokens import markdown_literal
 
 logger = logging.getLogger(__name__)
@@ -343,12 +344,12 @@ def reveal_view(backend, state: dict, probs) -> None:
             shown = frame.assign(**{"class share": frame["class share"].map("{:.0%}".format),
                                     "model probability": frame["model probability"].map(
                                         lambda p: "—" if p is None or p != p else outside
-                                        if backend.top_n and p == 0 else f"{p:.2%}")})
+                                        if backend.top_n and p == 0 else probability(p))})
             ui.text_table(shown.drop(columns=["true"]))
     with right:
         st.markdown(f"**The model's top {classgame.TOP_N}**")
         top = classgame.top_frame(tok, probs)
-        ui.text_table(top.assign(probability=top["probability"].map("{:.2%}".format)))
+        ui.text_table(top.assign(probability=top["probability"].map(probability)))
         if backend.top_n is not None:
             st.caption(f"On an engine: its top {backend.top_n} tokens only; a guess outside them has no probability "
                        "here (the bar shows 0).")
@@ -356,7 +357,7 @@ def reveal_view(backend, state: dict, probs) -> None:
     if true_id is not None:
         p = float(probs[true_id])
         st.success(f"**The passage's next token:** {literal(classgame.token_label(tok, true_id))} (the model gave "
-                   f"it {p:.2%})" if p > 0 else f"**The passage's next token:** "
+                   f"it {probability(p)})" if p > 0 else f"**The passage's next token:** "
                    f"{literal(classgame.token_label(tok, true_id))} (not in the model's top {backend.top_n})",
                    icon="🎯")
     guesses = {g["learner_id"]: g["token_id"] for g in state.get("guesses", [])}
