@@ -36,3 +36,63 @@ def test_loading_a_tokenizer_alone_freezes_the_heap(thawed):
     tokenizer = ui._load_tokenizer(key)
     assert tokenizer.encode("Udacity is") == [52, 67, 4355, 318]
     assert gc.get_freeze_count() > 10_000
+
+
+def test_shared_reads_read_once_per_ttl_and_never_keep_a_failure():
+    from dashboard.rooms_guard import SharedReads
+
+    now, reads = [100.0], []
+
+    def read():
+        reads.append(now[0])
+        return {"round": len(reads)}
+
+    shared = SharedReads(ttl_s=0.5, clock=lambda: now[0])
+    assert [shared.get("ROOM", read)["round"] for _ in range(40)] == [1] * 40  # forty learners, one read
+    now[0] += 0.49
+    assert shared.get("ROOM", read)["round"] == 1
+    now[0] += 0.02
+    assert shared.get("ROOM", read)["round"] == 2 and len(reads) == 2  # 0.51 s later: read again
+    assert shared.get("OTHER", read)["round"] == 3  # each room its own
+
+    def down():
+        raise ConnectionError("database down")
+
+    now[0] += 1
+    with pytest.raises(ConnectionError):
+        shared.get("ROOM", down)
+    assert shared.get("ROOM", read)["round"] == 4  # the failure was not kept
+    shared.get("ROOM", read)["round"] = 99  # a caller's copy: the kept answer is not changed
+    assert shared.get("ROOM", read)["round"] == 4
+
+
+def test_a_run_that_imported_libraries_freezes_the_heap_after_it(thawed, monkeypatch):
+    import sys
+
+    runtime.freeze_heap()
+    assert not runtime.freeze_after_imports()  # nothing imported since
+    for i in range(runtime.NEW_MODULES - 1):
+        monkeypatch.setitem(sys.modules, f"_tokenscope_fake_{i}", object())
+    assert not runtime.freeze_after_imports()
+    monkeypatch.setitem(sys.modules, "_tokenscope_fake_last", object())
+    gc.unfreeze()
+    assert runtime.freeze_after_imports() and gc.get_freeze_count() > 10_000
+    assert not runtime.freeze_after_imports()
+
+
+def test_a_fresh_process_freezes_the_heap_after_a_page_run_that_imported_torch():
+    import subprocess
+    import sys
+
+    code = ("import gc, logging; logging.disable(logging.CRITICAL)\n"
+            "from dashboard import ui\n"
+            "class Page:\n"
+            "    url_path = 'next-token'\n"
+            "    def run(self): pass\n"
+            "assert 'torch' not in __import__('sys').modules and gc.get_freeze_count() == 0\n"
+            "ui.run_page(Page())\n"
+            "print(gc.get_freeze_count())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=__import__("pathlib").Path(__file__).resolve().parents[1])
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert int(out.stdout.split()[-1]) > 10_000  # torch's objects, frozen before any model is loaded

@@ -56,6 +56,7 @@ def run_page(page) -> None:
         show_engine_error(exc, current_model_key())
     finally:
         _entry.active = False
+        runtime.freeze_after_imports()  # what this run imported, out of Streamlit's per-run full collection
 
 
 MODEL_PAGES = ("next-token", "generate", "compare", "inside", "class")  # the pages that need a model's weights

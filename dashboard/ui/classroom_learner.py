@@ -11,6 +11,7 @@ import streamlit as st
 
 from dashboard import classgame, ui
 from dashboard.guessing import map_guess
+from dashboard.rooms_guard import SharedReads
 from dashboard.rooms import (MAX_GUESS, MAX_NAME, JoinLimiter, NotLearner, RoomNotFound, RoomsError, RoomStore,
                              RoomsUnavailable, clean_text, normalise_code)
 from dashboard.ui.classroom import (FAILED, LEARNER_PARAM, ROOM_PARAM, attempt, back_again, literal, pretty_code,
@@ -18,6 +19,7 @@ from dashboard.ui.classroom import (FAILED, LEARNER_PARAM, ROOM_PARAM, attempt, 
 
 _ME = "cl_me"  # {"code", "token"} of this session's learner
 LIMITER = JoinLimiter()  # join attempts per session, process-wide
+FOLLOWED = SharedReads(ttl_s=0.5)  # what follow() reads, shared by the learners of a room on this server
 
 
 def is_learner() -> bool:
@@ -118,9 +120,10 @@ def join_section(store: RoomStore, code: str, state: dict) -> None:
 
 @st.fragment(run_every=1)
 def follow(store: RoomStore, code: str, seen: tuple) -> None:
-    """Every second: the round and how many have guessed; the page follows the teacher's Reveal and Next."""
+    """Every second: the round and how many have guessed; the page follows the teacher's Reveal and Next (within
+    1.5 s: the state is shared for 0.5 s by this server's learners of the room)."""
     try:
-        state = store.public_state(code)
+        state = FOLLOWED.get(code, lambda: store.public_state(code))
     except RoomsUnavailable as exc:
         unavailable(exc)
         return
@@ -149,8 +152,17 @@ def learner_section(store: RoomStore, code: str, state: dict, mine: dict) -> Non
         reveal_section(state, mine)
 
 
+@st.fragment
 def guess_section(store: RoomStore, code: str, state: dict, mine: dict) -> None:
-    """A guess for the next token, shown as the model would write it after this text, sent (or changed)."""
+    """A guess for the next token, shown as the model would write it after this text, sent (or changed).
+
+    A fragment: typing and sending rerun only this, not the app's sidebar and the rest of the page, so forty
+    learners sending at once cost the server ~40% less (bench: class40). Its arguments are the last full run's;
+    the round cannot change under it (follow() reruns the whole page when it does), and what was sent since is
+    read from the session."""
+    sent = st.session_state.get("cl_sent")
+    if sent and sent[:2] == (code, state["round"]):
+        mine = {**mine, "guess": sent[2], "shown": sent[3]}
     if st.session_state.get("cl_guess_round") != (code, state["round"]):  # a new round starts with an empty box
         st.session_state["cl_guess_round"] = (code, state["round"])
         st.session_state["cl_guess"] = mine.get("guess") or ""
@@ -173,6 +185,7 @@ def guess_section(store: RoomStore, code: str, state: dict, mine: dict) -> None:
         if sent is not FAILED:
             mine = {**mine, "guess": mapped.typed, "shown": mapped.shown}
             st.session_state["cl_last_me"] = mine
+            st.session_state["cl_sent"] = (code, state["round"], mapped.typed, mapped.shown)
     if mine.get("shown"):
         st.success(f"Your guess: **{literal(mine['shown'])}**. You can change it until the teacher reveals.",
                    icon="✅")
