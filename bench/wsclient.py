@@ -20,6 +20,9 @@ class Session:
         self.inputs: dict[str, str] = {}  # a text input's label → widget id
         self.values: dict[str, str] = {}  # widget id → the text this session typed there (sent with every run)
         self.markdown: list[str] = []  # the last run's Markdown bodies, in order
+        self.fragments: dict[str, str] = {}  # widget id → the fragment it is drawn in (a browser reruns only that)
+        self.auto_rerun = ""  # the fragment a browser would rerun on its own timer (st.fragment(run_every=…))
+        self.lock = asyncio.Lock()  # one run at a time on this socket (a timer's poll and a person's press)
         self.page_hash = ""
         self.ws = None
 
@@ -33,7 +36,17 @@ class Session:
         self.page = page
         return await self.run()
 
-    async def run(self, trigger: str | None = None, typed: dict[str, str] | None = None) -> float:
+    async def poll(self) -> float | None:
+        """What a browser's timer sends for a run_every fragment: that fragment's rerun; seconds it took, or None
+        when the server skipped it (Streamlit drops an auto rerun of a fragment it no longer holds, silently)."""
+        if not self.auto_rerun:
+            return None
+        try:
+            return await self.run(auto=True)
+        except TimeoutError:
+            return None
+
+    async def run(self, trigger: str | None = None, typed: dict[str, str] | None = None, auto: bool = False) -> float:
         """Rerun (pressing the button labelled `trigger`, when given, with `typed` {label: text} in text inputs);
         seconds until the script finished."""
         msg = BackMsg()
@@ -41,8 +54,17 @@ class Session:
         state.query_string = self.query
         state.page_name = self.page  # by name only: new_session's page_script_hash is the entry script's once
         # st.navigation has run in the process, and sending it would open the default page instead of this one
+        touched = []
         for label, text in (typed or {}).items():
             self.values[self.inputs[label]] = text
+            touched.append(self.inputs[label])
+        if trigger is not None:
+            touched.append(self.buttons[trigger])
+        fragment = {self.fragments.get(w, "") for w in touched}
+        if len(fragment) == 1 and "" not in fragment:  # as a browser does: a widget in a fragment reruns just it
+            state.fragment_id = fragment.pop()
+        if auto:
+            state.fragment_id, state.is_auto_rerun = self.auto_rerun, True
         for widget_id, text in self.values.items():
             widget = state.widget_states.widgets.add()
             widget.id = widget_id
@@ -51,14 +73,25 @@ class Session:
             widget = state.widget_states.widgets.add()
             widget.id = self.buttons[trigger]
             widget.trigger_value = True
+        async with self.lock:
+            return await self._exchange(msg, 3 if auto else 60)
+
+    async def _exchange(self, msg: BackMsg, timeout: float = 60) -> float:
+        """Send one rerun request and read the run's messages until it finished; its seconds."""
         start = time.perf_counter()
         self.markdown = []
         await self.ws.send(msg.SerializeToString())
+        seen = []
         while True:
-            raw = await self.ws.recv()
+            try:
+                raw = await asyncio.wait_for(self.ws.recv(), timeout)
+            except asyncio.TimeoutError:
+                raise TimeoutError(f"no end of the run within {timeout} s (fragment "
+                                   f"{msg.rerun_script.fragment_id!r}, seen {seen[-12:]})") from None
             fwd = ForwardMsg()
             fwd.ParseFromString(raw)
             kind = fwd.WhichOneof("type")
+            seen.append(kind if kind != "script_finished" else f"finished {fwd.script_finished}")
             if kind == "new_session":
                 self.page_hash = fwd.new_session.page_script_hash or self.page_hash
             elif kind == "delta" and fwd.delta.WhichOneof("type") == "new_element":
@@ -66,10 +99,14 @@ class Session:
                 kind = element.WhichOneof("type")
                 if kind == "button":
                     self.buttons[element.button.label] = element.button.id
+                    self.fragments[element.button.id] = fwd.delta.fragment_id
                 elif kind == "text_input":
                     self.inputs[element.text_input.label] = element.text_input.id
+                    self.fragments[element.text_input.id] = fwd.delta.fragment_id
                 elif kind == "markdown":
                     self.markdown.append(element.markdown.body)
+            elif kind == "auto_rerun":
+                self.auto_rerun = fwd.auto_rerun.fragment_id
             elif kind == "script_finished":
                 if fwd.script_finished in (0, 3):  # FINISHED_SUCCESSFULLY / FINISHED_FRAGMENT_RUN_SUCCESSFULLY
                     return time.perf_counter() - start
