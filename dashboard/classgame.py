@@ -145,7 +145,7 @@ def closest_line(guesses: dict, probs: torch.Tensor, true_id: int | None, names:
     token = token_label(tokenizer, best.token_id)
     if best.reason == "hit":
         return f"{who} guessed the true token, {token}."
-    return f"Closest: {who}, with {token} (the model gives it {best.p:.1%})."
+    return f"Closest: {who}, with {token} (the model gives it {probability(best.p)})."
 
 
 def export_frame(rows: list[dict], rounds: list[dict], names: dict) -> pd.DataFrame:

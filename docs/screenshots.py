@@ -71,6 +71,52 @@ def save_small(path: Path) -> None:
     image.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(path, optimize=True)
 
 
+CLASS_TEXT = "The capital of France is"
+CLASS_GUESSES = {"Ada": "Paris", "Bo": "Paris", "Cy": "Lyon", "Di": "the", "Ed": "Paris", "Flo": "a"}
+
+
+def class_reveal(browser) -> None:
+    """docs/class-reveal.png: a Class room's Reveal as the teacher projects it, after six learners guessed (the
+    learners are written to the room's database directly, as their pages would)."""
+    import re
+    import tempfile
+
+    from dashboard import models
+    from dashboard.guessing import map_guess
+    from dashboard.rooms import RoomStore
+    from dashboard.rooms_schema import make_engine
+
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{Path(tmp) / 'rooms.sqlite3'}"
+        server = AppServer("screenshots-class", env={"TOKENSCOPE_CLASS_DB": url}).start()
+        try:
+            context = browser.new_context(viewport=DESKTOP, device_scale_factor=1)
+            page = context.new_page()
+            page.goto(server.base_url + "/class", wait_until="domcontentloaded")
+            page.get_by_label("Text so far (the class guesses what comes next)").fill(CLASS_TEXT)
+            page.get_by_role("button", name="Start the room").click()
+            heading = page.get_by_text(re.compile(r"Room code: [A-Z0-9]{4}-[A-Z0-9]{4}"))
+            heading.wait_for(timeout=120_000)
+            code = heading.inner_text().split(":")[1].strip().replace("-", "")
+            store, tok = RoomStore(make_engine(url)), models.load_tokenizer(models.DEFAULT_MODEL)
+            for name, guess in CLASS_GUESSES.items():
+                learner, _ = store.join(code, name)
+                mapped = map_guess(tok, CLASS_TEXT, guess)
+                store.guess(code, learner, 0, guess, mapped.token_id, mapped.shown)
+            page.get_by_test_id("stMetricValue").first.filter(has_text=str(len(CLASS_GUESSES))).wait_for(timeout=30_000)
+            page.get_by_role("button", name="Reveal").click()
+            page.get_by_text("The class's guesses beside the model's probability of each").wait_for(timeout=60_000)
+            page.get_by_text("Round 1", exact=True).evaluate("el => el.scrollIntoView({block: 'start'})")
+            time.sleep(2)
+            page.mouse.move(1, DESKTOP["height"] - 1)
+            page.screenshot(path=str(DOCS / "class-reveal.png"))
+            context.close()
+        finally:
+            server.stop()
+    save_small(DOCS / "class-reveal.png")
+    logger.info("docs/class-reveal.png: %d KB", (DOCS / "class-reveal.png").stat().st_size // 1024)
+
+
 def main() -> None:
     """Serve the app, take every screenshot, stop the server."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -91,6 +137,7 @@ def main() -> None:
                 for shot in (DOCS / f"{name}.png", DOCS / f"{name}-phone.png"):
                     save_small(shot)
                     logger.info("%s: %d KB", shot.relative_to(ROOT), shot.stat().st_size // 1024)
+            class_reveal(browser)
             browser.close()
     finally:
         server.stop()

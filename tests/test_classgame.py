@@ -71,3 +71,15 @@ def test_the_export_marks_hits_and_neutralises_formulas_in_csv():
     assert frame["hit"].tolist() == [True]
     csv = csv_bytes(frame).decode()
     assert "'=cmd()" in csv and "'+x" in csv
+
+
+def test_the_closest_line_writes_the_probability_as_every_page_does():
+    class Tok:
+        def decode(self, ids):
+            return {0: " Paris", 1: " the", 2: " Lyon"}[ids[0]]
+
+    probs = torch.tensor([0.7725, 0.2266, 0.0009])
+    line = classgame.closest_line({10: 0, 11: 2, 12: 0}, probs, None, {10: "Ada", 12: "Ed"}, Tok())
+    assert line == "Closest: Ada, Ed, with ␣Paris (the model gives it 77.25%)."
+    assert classgame.closest_line({11: 2}, probs, 2, {11: "Cy"}, Tok()) == "Cy guessed the true token, ␣Lyon."
+    assert classgame.closest_line({}, probs, None, {}, Tok()) == "Nobody guessed a token this round."
