@@ -283,20 +283,29 @@ def join_section(room: dict) -> None:
     right.image(qr_svg(link), caption="Scan to join", width=330)
 
 
-@st.fragment(run_every=1)
-def live_count(store: RoomStore, code: str, seen: tuple) -> None:
-    """How many have guessed (not what), every second; the whole page follows a change made elsewhere."""
+def followed(read, seen: tuple) -> dict | None:
+    """The room's public state from `read()` for a page's once-a-second fragment, which reruns the whole page
+    when the (round, state) it was drawn for (`seen`) changed or the room went; None after saying the database
+    is down."""
     try:
-        state = store.public_state(code)
+        state = read()
     except RoomsUnavailable as exc:
         unavailable(exc)
-        return
+        return None
     except RoomsError:
         st.rerun()
-        return
     back_again()
     if (state["round"], state["state"]) != seen:
         st.rerun()
+    return state
+
+
+@st.fragment(run_every=1)
+def live_count(store: RoomStore, code: str, seen: tuple) -> None:
+    """How many have guessed (not what), every second; the whole page follows a change made elsewhere."""
+    state = followed(lambda: store.public_state(code), seen)
+    if state is None:
+        return
     st.metric("Guesses so far", state["n_guesses"], help="Who guessed what stays hidden until you reveal.")
 
 

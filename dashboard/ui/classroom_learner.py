@@ -11,10 +11,10 @@ import streamlit as st
 
 from dashboard import classgame, ui
 from dashboard.guessing import map_guess
-from dashboard.rooms_guard import SharedReads
 from dashboard.rooms import (MAX_GUESS, MAX_NAME, JoinLimiter, NotLearner, RoomNotFound, RoomsError, RoomStore,
                              RoomsUnavailable, clean_text, normalise_code)
-from dashboard.ui.classroom import (FAILED, LEARNER_PARAM, ROOM_PARAM, attempt, back_again, literal, pretty_code,
+from dashboard.rooms_guard import SharedReads
+from dashboard.ui.classroom import (FAILED, LEARNER_PARAM, ROOM_PARAM, attempt, followed, literal, pretty_code,
                                     probs_after, room_backend, unavailable)
 
 _ME = "cl_me"  # {"code", "token"} of this session's learner
@@ -122,17 +122,9 @@ def join_section(store: RoomStore, code: str, state: dict) -> None:
 def follow(store: RoomStore, code: str, seen: tuple) -> None:
     """Every second: the round and how many have guessed; the page follows the teacher's Reveal and Next (within
     1.5 s: the state is shared for 0.5 s by this server's learners of the room)."""
-    try:
-        state = FOLLOWED.get(code, lambda: store.public_state(code))
-    except RoomsUnavailable as exc:
-        unavailable(exc)
+    state = followed(lambda: FOLLOWED.get(code, lambda: store.public_state(code)), seen)
+    if state is None:
         return
-    except RoomsError:
-        st.rerun()
-        return
-    back_again()
-    if (state["round"], state["state"]) != seen:
-        st.rerun()
     st.caption(f"Round {state['round'] + 1} · {state['n_guesses']} guessed so far")
 
 

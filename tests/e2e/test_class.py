@@ -39,13 +39,20 @@ def shot(page, name: str, target=None) -> None:
     page.screenshot(path=str(SCREENSHOTS / f"class-{name}.png"))
 
 
-def test_a_learner_guesses_and_both_pages_follow_live(class_server, page, browser):
-    teacher = page
-    teacher.goto(f"{class_server.base_url}/class", wait_until="domcontentloaded")
+def start_room(teacher, base: str, before=None):
+    """Open /class on the teacher's page, do `before(teacher)` (the text), start a room: (its code, the heading)."""
+    teacher.goto(f"{base}/class", wait_until="domcontentloaded")
+    if before is not None:
+        before(teacher)
     teacher.get_by_role("button", name="Start the room").click(timeout=MODEL_LOAD_MS)
     heading = teacher.get_by_text(re.compile(r"Room code: [A-Z2-9]{4}-[A-Z2-9]{4}"))
     expect(heading).to_be_visible(timeout=MODEL_LOAD_MS)
-    code = heading.inner_text().split(": ")[1].replace("-", "")
+    return heading.inner_text().split(": ")[1].replace("-", ""), heading
+
+
+def test_a_learner_guesses_and_both_pages_follow_live(class_server, page, browser):
+    teacher = page
+    code, heading = start_room(teacher, class_server.base_url)
     link = f"{class_server.base_url}/class?room={code}"
     expect(teacher.get_by_test_id("stCode").filter(has_text=link)).to_be_visible()
     expect(teacher.get_by_test_id("stImage").locator("img")).to_be_visible()  # the QR code
@@ -104,11 +111,7 @@ HOSTILE = f'<img src="{XSS_SRC}n" onerror="{XSS_JS}">'  # 40 characters: fits a 
 
 def test_hostile_names_and_guesses_stay_text_on_both_pages(class_server, page, browser):
     teacher = page
-    teacher.goto(f"{class_server.base_url}/class", wait_until="domcontentloaded")
-    teacher.get_by_role("button", name="Start the room").click(timeout=MODEL_LOAD_MS)
-    heading = teacher.get_by_text(re.compile(r"Room code: [A-Z2-9]{4}-[A-Z2-9]{4}"))
-    expect(heading).to_be_visible(timeout=MODEL_LOAD_MS)
-    code = heading.inner_text().split(": ")[1].replace("-", "")
+    code, _ = start_room(teacher, class_server.base_url)
     context = browser.new_context()
     learner = context.new_page()
     try:
@@ -160,3 +163,82 @@ def test_on_a_phone_nothing_on_either_side_is_cut_off(class_server, browser):
         shot(teacher, "teacher-phone-reveal", teacher.get_by_test_id("stVegaLiteChart").first)
     finally:
         context.close()
+
+
+PASSAGE = "The capital of France is Paris. The capital of Italy is Rome."
+
+
+def rows(table) -> list[list[str]]:
+    """The body rows of a drawn st.table, as the text of their cells."""
+    return table.evaluate("t => [...t.querySelectorAll('tbody tr')].map(r => [...r.cells].map(c => c.innerText.trim()))")
+
+
+def test_a_teacher_and_three_learners_play_two_rounds_of_a_passage(class_server, page, browser):
+    """Two whole rounds in separate browser contexts (four sessions): the live count, Reveal on every page with
+    the class's counts, the passage's true token, Next on the true token, and the score over both rounds."""
+    teacher = page
+
+    def passage(teacher) -> None:
+        teacher.get_by_text("Paste a passage").click(timeout=MODEL_LOAD_MS)
+        teacher.get_by_label("Passage", exact=True).fill(PASSAGE)
+        teacher.get_by_label("Passage", exact=True).press("Control+Enter")
+        start = teacher.get_by_role("slider")  # the game starts after token 5: "The capital of France is"
+        start.focus()
+        start.press("Home")
+        for _ in range(4):
+            start.press("ArrowRight")
+
+    code, _ = start_room(teacher, class_server.base_url, passage)
+    text_so_far = teacher.get_by_role("heading", level=3).filter(has_text="…").inner_text()
+    assert text_so_far.startswith("The capital of France is") and "Paris" not in text_so_far
+    learners, contexts = {}, []
+    try:
+        for name in ("Ada", "Bo", "Cy"):
+            context = browser.new_context(viewport={"width": 390, "height": 844})
+            contexts.append(context)
+            learner = context.new_page()
+            learner.goto(f"{class_server.base_url}/class?room={code}", wait_until="domcontentloaded")
+            learner.get_by_label("Your name on the class's screen (optional)").fill(name)
+            learner.get_by_role("button", name="Join").click()
+            expect(learner.get_by_text(f"You are {name}")).to_be_visible(timeout=60_000)
+            expect(learner.get_by_role("heading", level=3).filter(has_text="…")).to_have_text(text_so_far)  # as the teacher's
+            learners[name] = learner
+        rounds = (({"Ada": "Paris", "Bo": "Paris", "Cy": "Lyon"}, "␣Paris"),
+                  ({"Ada": ".", "Bo": ",", "Cy": "."}, "."))
+        for number, (guesses, true_token) in enumerate(rounds, start=1):
+            expect(teacher.get_by_role("heading", name=f"Round {number}")).to_be_visible(timeout=60_000)
+            for name, guess in guesses.items():
+                learner = learners[name]
+                box = learner.get_by_label("What comes next? Your guess")
+                expect(box).to_have_value("", timeout=LIVE_MS + 2_000)  # a new round: an empty box
+                box.fill(guess)
+                box.press("Enter")
+                expect(learner.get_by_text("The model would write it as")).to_be_visible(timeout=60_000)
+                learner.get_by_role("button", name="Send my guess").click()
+                expect(learner.get_by_text("You can change it until the teacher reveals")).to_be_visible(timeout=60_000)
+            expect(metric(teacher, "Guesses so far")).to_have_text("3", timeout=LIVE_MS)
+            assert "Lyon" not in teacher.get_by_test_id("stMain").inner_text()  # how many, not what
+            teacher.get_by_role("button", name="Reveal").click()
+            expect(teacher.get_by_text("The class's guesses beside the model's probability")).to_be_visible(
+                timeout=60_000)
+            counts = {}
+            for guess in guesses.values():
+                counts[guess] = counts.get(guess, 0) + 1
+            shown = {row[0].strip("␣ "): row for row in rows(teacher.get_by_test_id("stTable").first)}
+            assert {token: int(row[2]) for token, row in shown.items()} == counts  # token, id, guesses, …
+            expect(teacher.get_by_text(f"The passage's next token: {true_token}")).to_be_visible()
+            for learner in learners.values():  # every learner's page follows the reveal by itself
+                expect(learner.get_by_text("Wait for the teacher's next round")).to_be_visible(timeout=LIVE_MS + 2_000)
+                expect(learner.get_by_text(f"The next token was {true_token}")).to_be_visible()
+            teacher.get_by_text("the passage's next token", exact=False).first.click()  # Next appends the true token
+            teacher.get_by_role("button", name="Next round").click()
+        expect(teacher.get_by_role("heading", name="Round 3")).to_be_visible(timeout=60_000)
+        expect(metric(teacher, "Rounds scored")).to_have_text("2")
+        assert {row[0]: int(row[1]) for row in rows(teacher.get_by_test_id("stTable").last)} == {"Ada": 2, "Bo": 1, "Cy": 1}
+        for learner in learners.values():
+            expect(learner.get_by_role("heading", level=3).filter(has_text="…")).to_contain_text(
+                "Paris.", timeout=LIVE_MS + 2_000)
+        shot(teacher, "teacher-two-rounds", teacher.get_by_role("heading", name="Score"))
+    finally:
+        for context in contexts:
+            context.close()
