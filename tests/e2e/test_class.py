@@ -224,7 +224,10 @@ def test_a_teacher_and_three_learners_play_two_rounds_of_a_passage(class_server,
             counts = {}
             for guess in guesses.values():
                 counts[guess] = counts.get(guess, 0) + 1
-            shown = {row[0].strip("␣ "): row for row in rows(teacher.get_by_test_id("stTable").first)}
+            table = teacher.get_by_test_id("stTable").filter(has_text="class share")  # this round's reveal table
+            expect(table).to_be_visible(timeout=60_000)  # (drawn after the heading: a table above it is another)
+            expect(table.locator("tbody tr")).to_have_count(len(counts), timeout=30_000)
+            shown = {row[0].strip("␣ "): row for row in rows(table)}
             assert {token: int(row[2]) for token, row in shown.items()} == counts  # token, id, guesses, …
             expect(teacher.get_by_text(f"The passage's next token: {true_token}")).to_be_visible()
             for learner in learners.values():  # every learner's page follows the reveal by itself
@@ -234,7 +237,9 @@ def test_a_teacher_and_three_learners_play_two_rounds_of_a_passage(class_server,
             teacher.get_by_role("button", name="Next round").click()
         expect(teacher.get_by_role("heading", name="Round 3")).to_be_visible(timeout=60_000)
         expect(metric(teacher, "Rounds scored")).to_have_text("2")
-        assert {row[0]: int(row[1]) for row in rows(teacher.get_by_test_id("stTable").last)} == {"Ada": 2, "Bo": 1, "Cy": 1}
+        hits = teacher.get_by_test_id("stTable").filter(has_text="hits")
+        expect(hits.locator("tbody tr")).to_have_count(3, timeout=30_000)
+        assert {row[0]: int(row[1]) for row in rows(hits)} == {"Ada": 2, "Bo": 1, "Cy": 1}
         for learner in learners.values():
             expect(learner.get_by_role("heading", level=3).filter(has_text="…")).to_contain_text(
                 "Paris.", timeout=LIVE_MS + 2_000)
