@@ -332,9 +332,10 @@ class RoomStore:
             room = self._room(conn, code)
             me = self._learner(conn, room.id, learner)
             current = self._current_round(conn, room.id)
-            guess = conn.execute(sa.select(guesses.c.text, guesses.c.shown).where(
+            guess = conn.execute(sa.select(guesses.c.text, guesses.c.shown, guesses.c.token_id).where(
                 guesses.c.round_id == current.id, guesses.c.learner_id == me.id)).first()
-            return {"name": me.name, "guess": guess.text if guess else None, "shown": guess.shown if guess else None}
+            return {"name": me.name, "guess": guess.text if guess else None, "shown": guess.shown if guess else None,
+                    "token_id": guess.token_id if guess else None}
 
     # ----------------------------------------------------------------------- anyone with the code
 
@@ -344,6 +345,23 @@ class RoomStore:
         with self.engine.connect() as conn:
             current = self._current_round(conn, self._room(conn, code).id)
             return conn.execute(sa.select(sa.func.count()).where(guesses.c.round_id == current.id)).scalar_one()
+
+    @_guarded
+    def who_guessed(self, code: str, round_index: int, token_ids) -> list[tuple[str, int]]:
+        """(display name, token id) of the learners whose guess in revealed round `round_index` was one of
+        `token_ids`, in the order they joined: the names a reveal calls closest, and no one else's guess."""
+        wanted = self._ids(list(token_ids), "token_ids")
+        with self.engine.connect() as conn:
+            room = self._room(conn, code)
+            rnd = conn.execute(sa.select(rounds.c.id, rounds.c.state).where(
+                rounds.c.room_id == room.id, rounds.c.idx == int(round_index))).first()
+            if rnd is None or rnd.state != "revealed":
+                raise RoundClosed("that round has not been revealed")
+            rows = conn.execute(sa.select(learners.c.name, guesses.c.token_id)
+                                .join(learners, learners.c.id == guesses.c.learner_id)
+                                .where(guesses.c.round_id == rnd.id, guesses.c.token_id.in_(wanted))
+                                .order_by(learners.c.id)).all()
+        return [(r.name, int(r.token_id)) for r in rows]
 
     @_guarded
     def public_state(self, code: str) -> dict:

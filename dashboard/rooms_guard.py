@@ -129,26 +129,57 @@ class JoinLimiter:
 class SharedReads:
     """One read shared by every session of this process for `ttl_s` seconds, by key: forty learners' pages that
     follow their room every second cost the database about one read per room per `ttl_s`, not forty (measured:
-    forty pages polling read-through left the server ~0.8 s behind; bench class40). A failed read is not kept."""
+    forty pages polling read-through left the server ~0.8 s behind; bench class40). Single-flight: while one
+    session reads a key, the others asking for it wait for that answer instead of reading too. A failed read is
+    not kept (a waiter then reads itself). `copy` makes each caller's copy (None: the kept object itself, which
+    callers must not change); `ttl_s=math.inf` keeps answers until `size` newer keys push them out."""
 
-    def __init__(self, ttl_s: float = 0.5, clock: Callable = time.monotonic, size: int = 1024):
-        if ttl_s < 0 or size < 1:
+    def __init__(self, ttl_s: float = 0.5, clock: Callable = time.monotonic, size: int = 1024,
+                 copy: Callable | None = dict):
+        if not ttl_s >= 0 or size < 1:
             raise ValueError(f"ttl_s/size: need ttl_s >= 0 and size >= 1, got {ttl_s!r}, {size!r}")
-        self.ttl_s, self.clock, self.size = float(ttl_s), clock, int(size)
-        self._items: collections.OrderedDict = collections.OrderedDict()
+        self.ttl_s, self.clock, self.size, self.copy = float(ttl_s), clock, int(size), copy or (lambda v: v)
+        self._items: collections.OrderedDict = collections.OrderedDict()  # key -> (read at, value)
+        self._flights: dict = {}  # key -> _Flight of the read under way
         self._lock = threading.Lock()
 
-    def get(self, key, read: Callable[[], dict]) -> dict:
+    def get(self, key, read: Callable[[], object]):
         """A copy of `read()`'s answer for `key`, read again only when the kept one is `ttl_s` old."""
-        now = self.clock()
-        with self._lock:
-            kept = self._items.get(key)
-        if kept is not None and now - kept[0] < self.ttl_s:
-            return dict(kept[1])
-        value = read()  # an exception leaves nothing behind
-        with self._lock:
-            self._items[key] = (now, value)
-            self._items.move_to_end(key)
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
-        return dict(value)
+        while True:
+            now = self.clock()
+            with self._lock:
+                kept = self._items.get(key)
+                if kept is not None and now - kept[0] < self.ttl_s:
+                    self._items.move_to_end(key)
+                    return self.copy(kept[1])
+                flight = self._flights.get(key)
+                leading = flight is None
+                if leading:
+                    flight = self._flights[key] = _Flight()
+            if leading:
+                break
+            flight.done.wait()
+            if flight.ok:
+                return self.copy(flight.value)
+            # the leader's read failed: try again (this session may lead the next read)
+        try:
+            flight.value, flight.ok = read(), True  # an exception leaves nothing behind
+            with self._lock:
+                self._items[key] = (now, flight.value)
+                self._items.move_to_end(key)
+                while len(self._items) > self.size:
+                    self._items.popitem(last=False)
+            return self.copy(flight.value)
+        finally:
+            with self._lock:
+                self._flights.pop(key, None)
+            flight.done.set()
+
+
+class _Flight:
+    """A read under way in SharedReads: its answer once `done` is set (`ok` False: it failed)."""
+
+    __slots__ = ("done", "ok", "value")
+
+    def __init__(self):
+        self.done, self.ok, self.value = threading.Event(), False, None

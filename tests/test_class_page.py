@@ -165,8 +165,16 @@ def test_a_room_from_start_to_round_two(smollm, rooms_db, caplog):
         assert cell == markdown_literal(probability(float(probs[tid]))) and cell not in ("0.00%", "0%")
     assert top["probability"].tolist() == [markdown_literal(probability(float(p))) for p in probs.topk(10).values]
 
-    ada = ok(ada.run())  # the learner's page follows the reveal
-    assert ada.session_state["cl_reveal_frame"]["guesses"].sum() == 2
+    ada = ok(ada.run())  # the learner's page follows the reveal: the same chart, the model's top 10, who was closest
+    assert chart_rows(ada) == bars
+    assert ada.table[0].value["token"].tolist() == [markdown_literal(visible(tok.decode([int(i)])))
+                                                     for i in probs.topk(10).indices]
+    assert ada.table[0].value["probability"].tolist() == top["probability"].tolist()
+    best_guess, other = (paris, lyon) if probs[paris] > probs[lyon] else (lyon, paris)
+    closest = "Ada" if best_guess == paris else "Learner 2"
+    rated = f"(the model gave it {probability(float(probs[paris]))})"
+    assert f"Your guess: **␣Paris** {markdown_literal(rated)}" in texts(ada)
+    assert [i.value for i in ada.info] == [i.value for i in teacher.info] and closest in ada.info[0].value
     assert ada.get("text_input") == [] or not any(t.key == "cl_guess" for t in ada.text_input)
 
     teacher = ok(teacher.run())
@@ -382,7 +390,7 @@ def test_next_appends_the_teachers_pick_and_a_send_after_the_reveal_changes_noth
     ada.text_input(key="cl_guess").input("Lyon")  # typed before the reveal, sent after it
     ok(teacher.button(key="cl_reveal").click().run())
     ok(ada.button(key="cl_send").click().run())
-    assert ada.session_state["cl_reveal_frame"]["guesses"].tolist() == [1]  # her page shows the reveal instead
+    assert list(chart_rows(ada).values())[0] == 1.0  # her page shows the reveal instead: one guess, hers
     assert _game(code, key, teacher)[0][0]["guess"] == "Paris"
     ok(teacher.radio(key="cl_next_by").set_value("a token I pick").run())
     pick = teacher.selectbox(key="cl_next_pick")
@@ -404,6 +412,20 @@ def test_a_bad_name_gets_a_message_and_stays_in_the_box(smollm, rooms_db, name, 
     ok(at.button(key="cl_join").click().run())
     assert any(message in e.value for e in at.error), texts(at)
     assert at.text_input(key="cl_name").value == name and "learner" not in at.query_params
+
+
+def test_a_learner_changes_their_name_after_joining_and_a_bad_one_gets_a_message(smollm, rooms_db):
+    teacher, code, key = start_room()
+    at = join(code)
+    assert "You are **Learner 1**" in texts(at)
+    at.session_state["cl_rename"] = "Bo\x07b"  # a control character: a message, the text kept in the box
+    ok(at.run().button(key="cl_rename_go").click().run())
+    assert any("control or invisible characters" in e.value for e in at.error)
+    assert at.text_input(key="cl_rename").value == "Bo\x07b" and "You are **Learner 1**" in texts(at)
+    at.text_input(key="cl_rename").input("Grace <b>H</b>").run()
+    ok(at.button(key="cl_rename_go").click().run())
+    assert f"You are **{markdown_literal('Grace <b>H</b>')}**" in texts(at) and at.text_input(key="cl_rename").value == ""
+    assert list(_game(code, key, teacher)[2].values()) == ["Grace <b>H</b>"]  # stored as typed (escaped where shown)
 
 
 def test_a_guess_of_spaces_only_gets_a_message(smollm, rooms_db):

@@ -504,9 +504,9 @@ def test_without_postgresql_the_tests_fail_saying_how_to_install_it(monkeypatch)
 def test_me_and_rounds_detail(store):
     code, key = _room(store)
     me, name = store.join(code, "Ana")
-    assert store.me(code, me) == {"name": "Ana", "guess": None, "shown": None}
+    assert store.me(code, me) == {"name": "Ana", "guess": None, "shown": None, "token_id": None}
     store.guess(code, me, 0, "Paris", 6342, "␣Paris")
-    assert store.me(code, me) == {"name": "Ana", "guess": "Paris", "shown": "␣Paris"}
+    assert store.me(code, me) == {"name": "Ana", "guess": "Paris", "shown": "␣Paris", "token_id": 6342}
     with pytest.raises(NotLearner):
         store.me(code, "someone-else")
     store.next_round(code, key, 0, 262, " the", "true")
@@ -517,3 +517,25 @@ def test_me_and_rounds_detail(store):
     assert rounds[1]["ids"] == [464, 3139, 286, 4881, 318, 262] and rounds[1]["text"].endswith("is the")
     with pytest.raises(NotTeacher):
         store.rounds_detail(code, "not-the-key")
+
+
+def test_who_guessed_names_only_the_learners_of_the_tokens_asked_and_only_after_the_reveal(store):
+    code, key = _room(store)
+    ana, _ = store.join(code, "Ana")
+    bo, _ = store.join(code, "Bo")
+    cy, _ = store.join(code, "Cy")
+    store.guess(code, ana, 0, "Paris", 6342, "␣Paris")
+    store.guess(code, bo, 0, "Lyon", 30051, "␣Lyon")
+    store.guess(code, cy, 0, "Paris", 6342, "␣Paris")
+    with pytest.raises(RoundClosed):  # before the reveal nobody learns who guessed what
+        store.who_guessed(code, 0, [6342])
+    store.reveal(code, key, 0)
+    assert store.who_guessed(code, 0, [6342]) == [("Ana", 6342), ("Cy", 6342)]  # in the order they joined
+    assert store.who_guessed(code, 0, [30051, 6342]) == [("Ana", 6342), ("Bo", 30051), ("Cy", 6342)]
+    assert store.who_guessed(code, 0, [262]) == []
+    with pytest.raises(RoundClosed):
+        store.who_guessed(code, 1, [6342])  # no such round
+    with pytest.raises(ValueError, match="token_ids"):
+        store.who_guessed(code, 0, ["x"])
+    with pytest.raises(RoomNotFound):
+        store.who_guessed("ZZZZZZZZ", 0, [6342])

@@ -4,6 +4,8 @@ Streamlit's full collection after every run no longer walks torch's and transfor
 from __future__ import annotations
 
 import gc
+import math
+import time
 
 import pytest
 
@@ -65,6 +67,57 @@ def test_shared_reads_read_once_per_ttl_and_never_keep_a_failure():
     assert shared.get("ROOM", read)["round"] == 4  # the failure was not kept
     shared.get("ROOM", read)["round"] = 99  # a caller's copy: the kept answer is not changed
     assert shared.get("ROOM", read)["round"] == 4
+
+
+def test_shared_reads_is_single_flight_one_read_for_sessions_asking_at_once():
+    import threading
+
+    from dashboard.rooms_guard import SharedReads
+
+    shared, gate, reads = SharedReads(ttl_s=math.inf, copy=None), threading.Event(), []
+
+    def slow():  # a forward the forty learners following a reveal all want at once
+        reads.append(1)
+        gate.wait(10)
+        return ["probs"]
+
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(shared.get("TEXT", slow))) for _ in range(8)]
+    for t in threads:
+        t.start()
+    time.sleep(0.2)  # all eight are asking now
+    gate.set()
+    for t in threads:
+        t.join(10)
+    assert len(reads) == 1 and len(got) == 8 and all(g is got[0] for g in got)  # the same object: copy=None
+
+    attempts, gate2 = [], threading.Event()
+
+    def fails_first():
+        attempts.append(1)
+        if len(attempts) == 1:
+            gate2.wait(10)
+            raise ConnectionError("engine down")
+        return "second read"
+
+    out = []
+
+    def ask():
+        try:
+            out.append(shared.get("OTHER", fails_first))
+        except ConnectionError:
+            out.append("failed")
+
+    threads = [threading.Thread(target=ask) for _ in range(4)]
+    for t in threads:
+        t.start()
+    time.sleep(0.2)
+    gate2.set()
+    for t in threads:
+        t.join(10)
+    assert sorted(out) == ["failed"] + ["second read"] * 3 and len(attempts) == 2  # the waiters read again, once
+    with pytest.raises(ValueError, match="ttl_s"):
+        SharedReads(ttl_s=float("nan"))
 
 
 def test_a_run_that_imported_libraries_freezes_the_heap_after_it(thawed, monkeypatch):

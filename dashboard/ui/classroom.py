@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import io
 import logging
-import threading
-from collections import OrderedDict
 
 import streamlit as st
 
 from dashboard import classgame, ui
+from dashboard.classshare import probs_after, shared_reveal
 from dashboard.rooms import (MAX_TEXT, RateLimited, RoomNotFound, RoomsError, RoomStore, RoomsUnavailable,
                              clean_text, normalise_code)
 from dashboard.rooms_schema import engine_kwargs, safe_url, url_from
@@ -117,29 +116,6 @@ def qr_svg(link: str) -> str:
 def literal(text: str) -> str:
     """Learner or teacher text made safe for Markdown (read exactly as typed)."""
     return markdown_literal(str(text))
-
-
-# --------------------------------------------------------------------------- the model's probabilities
-
-_PROBS: OrderedDict = OrderedDict()  # (model key, ids) -> probabilities: one forward per round's text, process-wide
-_PROBS_LOCK = threading.Lock()
-_PROBS_KEPT = 64
-
-
-def probs_after(backend, ids: list[int]):
-    """The model's next-token probabilities after `ids` (an engine's top N: the others are 0), memoised."""
-    ids = list(ids)[-max(1, backend.context_length - 1):]
-    key = (backend.spec.key, tuple(ids))
-    with _PROBS_LOCK:
-        if key in _PROBS:
-            _PROBS.move_to_end(key)
-            return _PROBS[key]
-    probs = classgame.model_probs(backend.next_logits([ids])[0], backend.top_n is not None)
-    with _PROBS_LOCK:
-        _PROBS[key] = probs
-        while len(_PROBS) > _PROBS_KEPT:
-            _PROBS.popitem(last=False)
-    return probs
 
 
 def room_backend(model_key: str):
@@ -329,11 +305,14 @@ def round_section(store: RoomStore, room: dict, state: dict) -> None:
         return
     with ui.engine_faults():
         probs = probs_after(backend, state["ids"])
-        reveal_view(backend, state, probs)
+        view = attempt(shared_reveal, store, room["code"], state, backend)
+        if view is FAILED:
+            return
+        reveal_view(backend, state, probs, view)
         next_controls(store, room, state, backend, probs)
 
 
-def reveal_view(backend, state: dict, probs) -> None:
+def reveal_view(backend, state: dict, probs, view: dict) -> None:
     """The class's guesses beside the model's probability of each, the model's top 10, the true token and who
     was closest."""
     tok = backend.tokenizer
@@ -346,7 +325,7 @@ def reveal_view(backend, state: dict, probs) -> None:
         if frame.empty:
             st.info("Nobody guessed this round.")
         else:
-            st.altair_chart(classgame.reveal_chart(frame), width="stretch", theme=None)
+            st.vega_lite_chart(spec=view["spec"], width="stretch", theme=None)
             ui.chart_downloads(lambda: classgame.reveal_chart(frame), f"class-round-{state['round'] + 1}",
                                key="cl_reveal_chart")
             outside = f"not in its top {backend.top_n}"

@@ -10,12 +10,14 @@ import secrets
 import streamlit as st
 
 from dashboard import classgame, ui
+from dashboard.classshare import shared_reveal
 from dashboard.guessing import map_guess
+from dashboard.numbers import probability
 from dashboard.rooms import (MAX_GUESS, MAX_NAME, JoinLimiter, NotLearner, RoomNotFound, RoomsError, RoomStore,
                              RoomsUnavailable, clean_text, normalise_code)
 from dashboard.rooms_guard import SharedReads
 from dashboard.ui.classroom import (FAILED, LEARNER_PARAM, ROOM_PARAM, attempt, followed, literal, pretty_code,
-                                    probs_after, room_backend, unavailable)
+                                    room_backend, unavailable)
 
 _ME = "cl_me"  # {"code", "token"} of this session's learner
 LIMITER = JoinLimiter()  # join attempts per session, process-wide
@@ -118,6 +120,18 @@ def join_section(store: RoomStore, code: str, state: dict) -> None:
             st.rerun()
 
 
+def rename_section(store: RoomStore, code: str, mine: dict) -> None:
+    """Change this learner's display name (folded away: most never need it)."""
+    if st.session_state.pop("cl_renamed", False):
+        st.session_state["cl_rename"] = ""  # saved: an empty box again (before the box is drawn)
+    with st.expander("Change my name"):
+        name = st.text_input("New name", key="cl_rename", max_chars=MAX_NAME, placeholder=mine.get("name") or "")
+        if st.button("Save the name", key="cl_rename_go", disabled=not name):
+            if attempt(store.set_name, code, mine["token"], name) is not FAILED:
+                st.session_state["cl_renamed"] = True
+                st.rerun()
+
+
 @st.fragment(run_every=1)
 def follow(store: RoomStore, code: str, seen: tuple) -> None:
     """Every second: the round and how many have guessed; the page follows the teacher's Reveal and Next (within
@@ -132,6 +146,8 @@ def learner_section(store: RoomStore, code: str, state: dict, mine: dict) -> Non
     """The learner's round: the text so far and their guess (open), or the reveal."""
     if mine.get("name"):
         st.markdown(f"You are **{literal(mine['name'])}** in room {pretty_code(code)}.")
+    if not state["closed"]:
+        rename_section(store, code, mine)
     follow(store, code, (state["round"], state["state"]))
     st.markdown("**The text so far**")
     st.markdown(f"### {literal(state['text'])} …")
@@ -141,7 +157,7 @@ def learner_section(store: RoomStore, code: str, state: dict, mine: dict) -> Non
     if state["state"] == "open":
         guess_section(store, code, state, mine)
     else:
-        reveal_section(state, mine)
+        reveal_section(store, code, state, mine)
 
 
 @st.fragment
@@ -183,23 +199,39 @@ def guess_section(store: RoomStore, code: str, state: dict, mine: dict) -> None:
                    icon="✅")
 
 
-def reveal_section(state: dict, mine: dict) -> None:
-    """The reveal as the class sees it: the class's guesses beside the model's probability, and the true token."""
+def reveal_section(store: RoomStore, code: str, state: dict, mine: dict) -> None:
+    """The reveal as the class sees it: the class's guesses beside the model's probability, the model's top 10,
+    the true token, who was closest and how the model rated this learner's guess."""
     backend = room_backend(state["model_key"])
     if backend is None:
         return
     with ui.engine_faults():
-        probs = probs_after(backend, state["ids"])
-        frame = classgame.reveal_frame(state.get("counts", []), probs, state.get("true_id"))
-        st.session_state["cl_reveal_frame"] = frame
+        view = attempt(shared_reveal, store, code, state, backend)
+        if view is FAILED:
+            return
         if mine.get("shown"):
-            st.markdown(f"Your guess: **{literal(mine['shown'])}**.")
-        if frame.empty:
-            st.info("Nobody guessed this round.")
-        else:
-            st.altair_chart(classgame.reveal_chart(frame), width="stretch", theme=None)
-        true_id = state.get("true_id")
-        if true_id is not None:
-            st.success(f"**The next token was** {literal(classgame.token_label(backend.tokenizer, true_id))}.",
-                       icon="🎯")
+            st.markdown(f"Your guess: **{literal(mine['shown'])}**{literal(your_verdict(view, mine))}.")
+        left, right = st.columns([3, 2])
+        with left:
+            st.markdown("**The class's guesses beside the model's probability of each**")
+            if view["spec"] is None:
+                st.info("Nobody guessed this round.")
+            else:
+                st.vega_lite_chart(spec=view["spec"], width="stretch", theme=None)
+        with right:
+            st.markdown(f"**The model's top {classgame.TOP_N}**")
+            ui.text_table(view["top"])
+        if view["true"]:
+            st.success(literal(view["true"]), icon="🎯")
+        st.info(literal(view["closest"]), icon="🏅")
         st.caption("Wait for the teacher's next round: this page follows by itself.")
+
+
+def your_verdict(view: dict, mine: dict) -> str:
+    """How the model rated this learner's guess, as words after it ('' for a guess with no token)."""
+    token_id = mine.get("token_id")
+    if token_id is None or not 0 <= token_id < view["probs"].shape[-1]:
+        return ""
+    p = float(view["probs"][token_id])
+    rated = f"the model gave it {probability(p)}" if p > 0 else f"not in the model's top {view['top_n']}"
+    return f" ({rated})" + (": the passage's next token, well guessed!" if token_id == view["true_id"] else "")

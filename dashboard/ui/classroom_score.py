@@ -10,7 +10,8 @@ import streamlit as st
 
 from dashboard import classgame, ui
 from dashboard.rooms import RoomStore
-from dashboard.ui.classroom import FAILED, attempt, probs_after, room_backend
+from dashboard.classshare import probs_after
+from dashboard.ui.classroom import FAILED, attempt, room_backend
 
 
 def score_section(store: RoomStore, room: dict, state: dict) -> None:
