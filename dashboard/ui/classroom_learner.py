@@ -125,7 +125,8 @@ def rename_section(store: RoomStore, code: str, mine: dict) -> None:
     if st.session_state.pop("cl_renamed", False):
         st.session_state["cl_rename"] = ""  # saved: an empty box again (before the box is drawn)
     with st.expander("Change my name"):
-        name = st.text_input("New name", key="cl_rename", max_chars=MAX_NAME, placeholder=mine.get("name") or "")
+        name = st.text_input("New name", key="cl_rename", max_chars=MAX_NAME,
+                             placeholder="the name the class sees")
         if st.button("Save the name", key="cl_rename_go", disabled=not name):
             if attempt(store.set_name, code, mine["token"], name) is not FAILED:
                 st.session_state["cl_renamed"] = True

@@ -230,9 +230,14 @@ def test_a_teacher_and_three_learners_play_two_rounds_of_a_passage(class_server,
             shown = {row[0].strip("␣ "): row for row in rows(table)}
             assert {token: int(row[2]) for token, row in shown.items()} == counts  # token, id, guesses, …
             expect(teacher.get_by_text(f"The passage's next token: {true_token}")).to_be_visible()
+            hit = ", ".join(name for name, guess in guesses.items() if guess == true_token.strip("␣"))
             for learner in learners.values():  # every learner's page follows the reveal by itself
                 expect(learner.get_by_text("Wait for the teacher's next round")).to_be_visible(timeout=LIVE_MS + 2_000)
-                expect(learner.get_by_text(f"The next token was {true_token}")).to_be_visible()
+                expect(learner.get_by_text(f"The passage's next token: {true_token}")).to_be_visible()
+                expect(learner.get_by_text(f"{hit} guessed the true token, {true_token}.")).to_be_visible()
+                top = learner.get_by_test_id("stTable").filter(has_text="rank")  # the model's top 10, as the teacher's
+                expect(top.locator("tbody tr")).to_have_count(10)
+            expect(teacher.get_by_text(f"{hit} guessed the true token, {true_token}.")).to_be_visible()
             teacher.get_by_text("the passage's next token", exact=False).first.click()  # Next appends the true token
             teacher.get_by_role("button", name="Next round").click()
         expect(teacher.get_by_role("heading", name="Round 3")).to_be_visible(timeout=60_000)
