@@ -113,7 +113,7 @@ def _one(db: str, url: str) -> dict:
         page = browser.new_context(viewport={"width": 1440, "height": 900}).new_page()
         page.goto(f"{base}/class", timeout=300_000)
         page.get_by_label("Text so far (the class guesses what comes next)").fill(TEXT)
-        page.get_by_role("button", name="Start the room").click()
+        page.get_by_role("button", name="Start the room").click(timeout=300_000)  # a fresh server loads the model
         heading = page.get_by_text(re.compile(r"Room code: [A-Z0-9]{4}-[A-Z0-9]{4}"))
         heading.wait_for(timeout=120_000)
         code = heading.inner_text().split(":")[1].strip().replace("-", "")
