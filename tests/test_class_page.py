@@ -425,6 +425,8 @@ def test_a_learner_changes_their_name_after_joining_and_a_bad_one_gets_a_message
     at.text_input(key="cl_rename").input("Grace <b>H</b>").run()
     ok(at.button(key="cl_rename_go").click().run())
     assert f"You are **{markdown_literal('Grace <b>H</b>')}**" in texts(at) and at.text_input(key="cl_rename").value == ""
+    assert at.session_state["cl_rename_open"] is False  # folded again once saved, with a toast saying so
+    assert [t.value for t in at.toast] == [f"Saved: the class now sees you as **{markdown_literal('Grace <b>H</b>')}**"]
     assert list(_game(code, key, teacher)[2].values()) == ["Grace <b>H</b>"]  # stored as typed (escaped where shown)
 
 

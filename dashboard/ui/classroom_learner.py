@@ -122,9 +122,11 @@ def join_section(store: RoomStore, code: str, state: dict) -> None:
 
 def rename_section(store: RoomStore, code: str, mine: dict) -> None:
     """Change this learner's display name (folded away: most never need it)."""
-    if st.session_state.pop("cl_renamed", False):
-        st.session_state["cl_rename"] = ""  # saved: an empty box again (before the box is drawn)
-    with st.expander("Change my name"):
+    if st.session_state.pop("cl_renamed", False):  # saved: an empty box, folded again (before they are drawn)
+        st.session_state["cl_rename"] = ""
+        st.session_state["cl_rename_open"] = False
+        st.toast(f"Saved: the class now sees you as **{literal(mine['name'])}**", icon="✏️")
+    with st.expander("Change my name", key="cl_rename_open", on_change="rerun"):
         name = st.text_input("New name", key="cl_rename", max_chars=MAX_NAME,
                              placeholder="the name the class sees")
         if st.button("Save the name", key="cl_rename_go", disabled=not name):
