@@ -39,6 +39,17 @@ def shot(page, name: str, target=None) -> None:
     page.screenshot(path=str(SCREENSHOTS / f"class-{name}.png"))
 
 
+def read_qr(png: bytes) -> str:
+    """The text of the QR code in a PNG (OpenCV's detector and decoder: what a phone's camera app does)."""
+    import cv2
+    import numpy as np
+
+    image = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_GRAYSCALE)
+    text, points, _ = cv2.QRCodeDetector().detectAndDecode(image)
+    assert points is not None, "no QR code found in the image"
+    return text
+
+
 def start_room(teacher, base: str, before=None):
     """Open /class on the teacher's page, do `before(teacher)` (the text), start a room: (its code, the heading)."""
     teacher.goto(f"{base}/class", wait_until="domcontentloaded")
@@ -55,7 +66,9 @@ def test_a_learner_guesses_and_both_pages_follow_live(class_server, page, browse
     code, heading = start_room(teacher, class_server.base_url)
     link = f"{class_server.base_url}/class?room={code}"
     expect(teacher.get_by_test_id("stCode").filter(has_text=link)).to_be_visible()
-    expect(teacher.get_by_test_id("stImage").locator("img")).to_be_visible()  # the QR code
+    qr = teacher.get_by_test_id("stImage").locator("img")
+    expect(qr).to_be_visible()
+    assert read_qr(qr.screenshot()) == link  # the QR code as the browser drew it, read as a phone's camera would
     shown_key = teacher.get_by_test_id("stCode").nth(1)
     expect(shown_key).not_to_be_visible()  # folded away: a projected screen does not show it
     teacher.get_by_text("Show the teacher key").click()
