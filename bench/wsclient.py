@@ -23,7 +23,7 @@ class Session:
         self.fragments: dict[str, str] = {}  # widget id → the fragment it is drawn in (a browser reruns only that)
         self.auto_rerun = ""  # the fragment a browser would rerun on its own timer (st.fragment(run_every=…))
         self.lock = asyncio.Lock()  # one run at a time on this socket (a timer's poll and a person's press)
-        self.page_hash = ""
+        self.page_hash = ""  # the page's own script hash, from the navigation message (a browser sends it back)
         self.ws = None
 
     async def open(self, page: str) -> float:
@@ -52,8 +52,11 @@ class Session:
         msg = BackMsg()
         state = msg.rerun_script
         state.query_string = self.query
-        state.page_name = self.page  # by name only: new_session's page_script_hash is the entry script's once
-        # st.navigation has run in the process, and sending it would open the default page instead of this one
+        state.page_name = self.page  # by name, and by the hash st.navigation gave this page (not new_session's,
+        # which is the entry script's): a fragment's st.rerun() starts its full run from the hash the fragment's
+        # run came with, and without one it opened the default page (the learners' follow went Home, not to the
+        # reveal, in the class40 bench until this)
+        state.page_script_hash = self.page_hash
         touched = []
         for label, text in (typed or {}).items():
             self.values[self.inputs[label]] = text
@@ -92,8 +95,8 @@ class Session:
             fwd.ParseFromString(raw)
             kind = fwd.WhichOneof("type")
             seen.append(kind if kind != "script_finished" else f"finished {fwd.script_finished}")
-            if kind == "new_session":
-                self.page_hash = fwd.new_session.page_script_hash or self.page_hash
+            if kind == "navigation":
+                self.page_hash = fwd.navigation.page_script_hash or self.page_hash
             elif kind == "delta" and fwd.delta.WhichOneof("type") == "new_element":
                 element = fwd.delta.new_element
                 kind = element.WhichOneof("type")

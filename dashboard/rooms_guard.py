@@ -183,3 +183,38 @@ class _Flight:
 
     def __init__(self):
         self.done, self.ok, self.value = threading.Event(), False, None
+
+
+class TeacherFirst:
+    """Rooms whose teacher just pressed Reveal or Next in this process, until the teacher's page is drawn again
+    (or `max_s` passed: a page that never finished): their learners' pages on this server wait to follow until then.
+
+    Why: a press changes the room's state, and every learner's once-a-second poll that sees it reruns that learner's
+    whole page; forty of them at once share the GIL with the teacher's own run, which then took 2–6 s to draw the
+    reveal (bench class40). Learners follow a second later instead; the projector, which the class watches, first."""
+
+    def __init__(self, max_s: float = 3.0, clock: Callable = time.monotonic):
+        if not max_s > 0:
+            raise ValueError(f"max_s: need a positive number of seconds, got {max_s!r}")
+        self.max_s, self.clock = float(max_s), clock
+        self._until: dict[str, float] = {}  # room code -> when its priority lapses
+        self._lock = threading.Lock()
+
+    def press(self, code: str) -> None:
+        """The teacher of room `code` pressed a button that changes the room: their next page run goes first."""
+        with self._lock:
+            self._until[code] = self.clock() + self.max_s
+
+    def drawn(self, code: str) -> None:
+        """The teacher's page of room `code` finished a run: the learners may follow."""
+        with self._lock:
+            self._until.pop(code, None)
+
+    def busy(self, code: str) -> bool:
+        """True while room `code`'s teacher goes first (a learner's poll then waits for the next second)."""
+        with self._lock:
+            until = self._until.get(code)
+            if until is not None and self.clock() >= until:
+                del self._until[code]
+                until = None
+            return until is not None

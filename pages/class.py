@@ -46,6 +46,7 @@ def teacher_page(store) -> None:
     classroom.round_section(store, room, state)
     classroom_score.score_section(store, room, state)
     classroom_score.end_section(store, room, state)
+    classroom.drawn(room)  # the learners follow once the projector shows this
 
 
 rooms = classroom.store()

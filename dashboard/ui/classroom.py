@@ -8,15 +8,17 @@ The teacher's key lives only in this session (shown once, to paste after a reloa
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 
 import streamlit as st
 
 from dashboard import classgame, ui
-from dashboard.classshare import probs_after, shared_reveal
+from dashboard.classshare import prefetch, probs_after, shared_reveal
 from dashboard.rooms import (MAX_TEXT, RateLimited, RoomNotFound, RoomsError, RoomStore, RoomsUnavailable,
                              clean_text, normalise_code)
+from dashboard.rooms_guard import TeacherFirst
 from dashboard.rooms_schema import engine_kwargs, safe_url, url_from
 from dashboard.numbers import probability
 from dashboard.tokens import markdown_literal
@@ -28,6 +30,7 @@ _TEACHER = "cl_room"  # {"code", "key"} of the room this session teaches
 _KEY_ONCE = "cl_key_once"  # the key is still to be shown (until the teacher says it is saved)
 TYPED, PASSAGE = "Type a text", "Paste a passage"
 FAILED = object()  # what attempt() returns after showing why a call failed
+TEACHER_FIRST = TeacherFirst()  # rooms whose teacher's page goes before their learners' on this server
 
 
 # --------------------------------------------------------------------------- the store and its calls
@@ -104,6 +107,7 @@ def join_link(code: str) -> str:
     return links.share_url(st.context.url, "class", ["class"], {ROOM_PARAM: code})
 
 
+@functools.lru_cache(maxsize=64)  # the same link on every run of the teacher's page (8% of its time)
 def qr_svg(link: str) -> str:
     """A QR code of `link` as SVG text, large enough to project."""
     import segno
@@ -259,6 +263,11 @@ def join_section(room: dict) -> None:
     right.image(qr_svg(link), caption="Scan to join", width=330)
 
 
+def drawn(room: dict) -> None:
+    """The teacher's page is drawn: this room's learners on this server may follow a press (TeacherFirst)."""
+    TEACHER_FIRST.drawn(room["code"])
+
+
 def followed(read, seen: tuple) -> dict | None:
     """The room's public state from `read()` for a page's once-a-second fragment, which reruns the whole page
     when the (round, state) it was drawn for (`seen`) changed or the room went; None after saying the database
@@ -295,8 +304,12 @@ def round_section(store: RoomStore, room: dict, state: dict) -> None:
         st.info("The game is over: the score and the downloads are below.", icon="🏁")
         return
     if state["state"] == "open":
+        backend = room_backend(state["model_key"])
+        if backend is not None:
+            prefetch(backend, state["ids"])  # the reveal's forward, while the class guesses
         live_count(store, room["code"], (number, "open"))
         if st.button("Reveal", key="cl_reveal", type="primary"):
+            TEACHER_FIRST.press(room["code"])  # the projector draws the reveal before the learners follow
             if attempt(store.reveal, room["code"], room["key"], number) is not FAILED:
                 st.rerun()
         return
@@ -371,6 +384,7 @@ def next_controls(store: RoomStore, room: dict, state: dict, backend, probs) -> 
         token_id = c2.selectbox("Token", candidates, key="cl_next_pick",
                                 format_func=lambda i: classgame.token_label(tok, i))
     if st.button("Next round", key="cl_next", type="primary"):
+        TEACHER_FIRST.press(room["code"])
         made = attempt(store.next_round, room["code"], room["key"], state["round"], int(token_id),
                        tok.decode([int(token_id)]), chosen_by)
         if made is not FAILED:

@@ -16,8 +16,8 @@ from dashboard.numbers import probability
 from dashboard.rooms import (MAX_GUESS, MAX_NAME, JoinLimiter, NotLearner, RoomNotFound, RoomsError, RoomStore,
                              RoomsUnavailable, clean_text, normalise_code)
 from dashboard.rooms_guard import SharedReads
-from dashboard.ui.classroom import (FAILED, LEARNER_PARAM, ROOM_PARAM, attempt, followed, literal, pretty_code,
-                                    room_backend, unavailable)
+from dashboard.ui.classroom import (FAILED, LEARNER_PARAM, ROOM_PARAM, TEACHER_FIRST, attempt, followed, literal,
+                                    pretty_code, room_backend, unavailable)
 
 _ME = "cl_me"  # {"code", "token"} of this session's learner
 LIMITER = JoinLimiter()  # join attempts per session, process-wide
@@ -138,11 +138,17 @@ def rename_section(store: RoomStore, code: str, mine: dict) -> None:
 @st.fragment(run_every=1)
 def follow(store: RoomStore, code: str, seen: tuple) -> None:
     """Every second: the round and how many have guessed; the page follows the teacher's Reveal and Next (within
-    1.5 s: the state is shared for 0.5 s by this server's learners of the room)."""
+    1.5 s: the state is shared for 0.5 s by this server's learners of the room), a second later while the
+    teacher's page on this server is being drawn after a press (TeacherFirst: the projector first)."""
+    if TEACHER_FIRST.busy(code):  # read nothing and rerun nothing now: the last line again
+        if st.session_state.get("cl_follow_line"):
+            st.caption(st.session_state["cl_follow_line"])
+        return
     state = followed(lambda: FOLLOWED.get(code, lambda: store.public_state(code)), seen)
     if state is None:
         return
-    st.caption(f"Round {state['round'] + 1} · {state['n_guesses']} guessed so far")
+    st.session_state["cl_follow_line"] = f"Round {state['round'] + 1} · {state['n_guesses']} guessed so far"
+    st.caption(st.session_state["cl_follow_line"])
 
 
 def learner_section(store: RoomStore, code: str, state: dict, mine: dict) -> None:

@@ -10,7 +10,7 @@ import streamlit as st
 
 from dashboard import classgame, ui
 from dashboard.rooms import RoomStore
-from dashboard.classshare import probs_after
+from dashboard.classshare import probs_after, score_spec
 from dashboard.ui.classroom import FAILED, attempt, room_backend
 
 
@@ -36,7 +36,7 @@ def score_section(store: RoomStore, room: dict, state: dict) -> None:
         st.caption("Bits/token: the surprise on the true token (the passage's, else the one Next appended), "
                    "averaged; lower is better. The class's probability is its share of guesses, smoothed.")
         if not per_round.empty:
-            st.altair_chart(classgame.score_chart(per_round), width="stretch", theme=None)
+            st.vega_lite_chart(spec=score_spec(per_round), width="stretch", theme=None)
             ui.chart_downloads(lambda: classgame.score_chart(per_round), f"class-{room['code']}-score",
                                key="cl_score_chart")
         if not hits.empty:
