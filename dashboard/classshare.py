@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 from dashboard import classgame
 from dashboard.guessing import closest
@@ -28,9 +29,13 @@ def probs_after(backend, ids: list[int]):
                       lambda: classgame.model_probs(backend.next_logits([ids])[0], backend.top_n is not None))
 
 
+_PREFETCH = ThreadPoolExecutor(1, thread_name_prefix="class-prefetch")  # one forward ahead at a time; joined at
+# exit (a daemon thread still inside torch's forward when the interpreter ended aborted the process: rc 134)
+
+
 def prefetch(backend, ids: list[int]) -> None:
-    """Start the model's forward after `ids` on a background thread (nothing when it is kept or under way), so the
-    Reveal pressed later finds it done: while the class guesses, not while forty pages wait for the reveal (bench
+    """Queue the model's forward after `ids` on a worker thread (a kept answer returns at once), so the Reveal
+    pressed later finds it done: while the class guesses, not while forty pages wait for the reveal (bench
     class40: the forward was 43% of the teacher's page runs). A failure is logged; the reveal then reads again."""
     def run():
         try:
@@ -39,7 +44,7 @@ def prefetch(backend, ids: list[int]) -> None:
         except Exception:  # an engine or model fault: the reveal's own read reports it in the page
             logger.warning("prefetching the round's probabilities failed", exc_info=True)
 
-    threading.Thread(target=run, name="class-prefetch", daemon=True).start()
+    _PREFETCH.submit(run)
 
 
 _warmed = threading.Event()

@@ -141,6 +141,9 @@ def test_a_room_from_start_to_round_two(smollm, rooms_db, caplog):
     assert "Lyon" not in texts(teacher) and "Paris" not in texts(teacher)  # how many, not what
 
     ok(teacher.button(key="cl_reveal").click().run())
+    from dashboard.ui.classroom import TEACHER_FIRST
+
+    assert not TEACHER_FIRST.busy(code)  # the teacher's reveal is drawn: this server's learners may follow now
     frame = teacher.session_state["cl_reveal_frame"]
     ids = encode(tok, TEXT)
     probs = model_probs(ids)

@@ -41,6 +41,26 @@ def test_loading_a_tokenizer_alone_freezes_the_heap(thawed):
     assert gc.get_freeze_count() > 10_000
 
 
+def test_teacher_first_holds_a_room_from_the_press_until_drawn_or_max_s():
+    from dashboard.rooms_guard import TeacherFirst
+
+    now = [10.0]
+    first = TeacherFirst(max_s=3.0, clock=lambda: now[0])
+    assert not first.busy("ROOM")
+    first.press("ROOM")
+    assert first.busy("ROOM") and not first.busy("OTHER")  # its learners wait; another room's do not
+    first.drawn("ROOM")
+    assert not first.busy("ROOM")  # the teacher's page is drawn: the learners follow
+    first.press("ROOM")
+    now[0] += 2.9
+    assert first.busy("ROOM")
+    now[0] += 0.2
+    assert not first.busy("ROOM")  # a page that never finished holds nobody past max_s
+    first.drawn("NEVER PRESSED")  # harmless
+    with pytest.raises(ValueError, match="max_s"):
+        TeacherFirst(max_s=0)
+
+
 def test_shared_reads_read_once_per_ttl_and_never_keep_a_failure():
     from dashboard.rooms_guard import SharedReads
 
@@ -150,3 +170,22 @@ def test_a_fresh_process_freezes_the_heap_after_a_page_run_that_imported_torch()
                          cwd=__import__("pathlib").Path(__file__).resolve().parents[1])
     assert out.returncode == 0, out.stderr[-2000:]
     assert int(out.stdout.split()[-1]) > 10_000  # torch's objects, frozen before any model is loaded
+
+
+@pytest.mark.real
+def test_a_process_that_prefetches_a_reveal_and_exits_at_once_exits_cleanly():
+    """The Class page queues the reveal's forward on a worker thread; a process (a test run, a server being
+    stopped) that ends while that forward is still inside torch must exit 0, not abort (a daemon thread did: 134)."""
+    import subprocess
+    import sys
+
+    code = ("import logging; logging.disable(logging.CRITICAL)\n"
+            "from dashboard.loaded import LOADED\n"
+            "from dashboard.backends import LocalBackend\n"
+            "from dashboard.classshare import prefetch\n"
+            "backend = LocalBackend(LOADED.get('smollm2-135m'))\n"
+            "prefetch(backend, list(range(1000, 2500)))  # a long text: the forward is still running at exit\n"
+            "print('exiting')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         cwd=__import__("pathlib").Path(__file__).resolve().parents[1])
+    assert out.returncode == 0 and out.stdout.strip().endswith("exiting"), (out.returncode, out.stderr[-2000:])
