@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from dashboard import classgame
@@ -39,27 +38,11 @@ def prefetch(backend, ids: list[int]) -> None:
     class40: the forward was 43% of the teacher's page runs). A failure is logged; the reveal then reads again."""
     def run():
         try:
-            probs = probs_after(backend, ids)
-            _warm_charts(probs)
+            probs_after(backend, ids)
         except Exception:  # an engine or model fault: the reveal's own read reports it in the page
             logger.warning("prefetching the round's probabilities failed", exc_info=True)
 
     _PREFETCH.submit(run)
-
-
-_warmed = threading.Event()
-
-
-def _warm_charts(probs) -> None:
-    """Build a reveal chart's spec once per process, off the reveal's path: Altair's first to_dict loads and
-    compiles the Vega-Lite schema (the first reveal of a fresh server took 2.7–3.6 s against ~0.6 s for the
-    next ones; bench class40)."""
-    if _warmed.is_set():
-        return
-    top = int(probs.argmax())
-    frame = classgame.reveal_frame([{"token_id": top, "shown": "·", "n": 1}], probs, top)
-    classgame.reveal_chart(frame).to_dict()
-    _warmed.set()
 
 
 _SCORES = SharedReads(ttl_s=math.inf, size=64, copy=None)  # the score chart's spec by its rows, process-wide
