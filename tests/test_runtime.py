@@ -154,10 +154,17 @@ def test_a_run_that_imported_libraries_freezes_the_heap_after_it(thawed, monkeyp
     assert not runtime.freeze_after_imports()
 
 
-def test_a_fresh_process_freezes_the_heap_after_a_page_run_that_imported_torch():
+def run_python(code: str, timeout: float):
+    """`code` run by this interpreter in a fresh process from the project's folder (its exit code and output)."""
     import subprocess
     import sys
+    from pathlib import Path
 
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout,
+                          cwd=Path(__file__).resolve().parents[1])
+
+
+def test_a_fresh_process_freezes_the_heap_after_a_page_run_that_imported_torch():
     code = ("import gc, logging; logging.disable(logging.CRITICAL)\n"
             "from dashboard import ui\n"
             "class Page:\n"
@@ -166,8 +173,7 @@ def test_a_fresh_process_freezes_the_heap_after_a_page_run_that_imported_torch()
             "assert 'torch' not in __import__('sys').modules and gc.get_freeze_count() == 0\n"
             "ui.run_page(Page())\n"
             "print(gc.get_freeze_count())")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                         cwd=__import__("pathlib").Path(__file__).resolve().parents[1])
+    out = run_python(code, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert int(out.stdout.split()[-1]) > 10_000  # torch's objects, frozen before any model is loaded
 
@@ -176,9 +182,6 @@ def test_a_fresh_process_freezes_the_heap_after_a_page_run_that_imported_torch()
 def test_a_process_that_prefetches_a_reveal_and_exits_at_once_exits_cleanly():
     """The Class page queues the reveal's forward on a worker thread; a process (a test run, a server being
     stopped) that ends while that forward is still inside torch must exit 0, not abort (a daemon thread did: 134)."""
-    import subprocess
-    import sys
-
     code = ("import logging; logging.disable(logging.CRITICAL)\n"
             "from dashboard.loaded import LOADED\n"
             "from dashboard.backends import LocalBackend\n"
@@ -186,6 +189,5 @@ def test_a_process_that_prefetches_a_reveal_and_exits_at_once_exits_cleanly():
             "backend = LocalBackend(LOADED.get('smollm2-135m'))\n"
             "prefetch(backend, list(range(1000, 2500)))  # a long text: the forward is still running at exit\n"
             "print('exiting')")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                         cwd=__import__("pathlib").Path(__file__).resolve().parents[1])
+    out = run_python(code, timeout=300)
     assert out.returncode == 0 and out.stdout.strip().endswith("exiting"), (out.returncode, out.stderr[-2000:])
