@@ -433,6 +433,18 @@ def test_a_learner_changes_their_name_after_joining_and_a_bad_one_gets_a_message
     assert list(_game(code, key, teacher)[2].values()) == ["Grace <b>H</b>"]  # stored as typed (escaped where shown)
 
 
+def test_a_text_that_cannot_start_a_room_says_why_and_keeps_start_in_place_disabled(smollm, rooms_db):
+    at = open_page(PAGE)
+    ok(at.text_area(key="cl_text").input("x" * 5000).run())
+    assert any("at most 4000" in e.value for e in at.error) and at.button(key="cl_create").disabled
+    assert at.text_area(key="cl_text").value == "x" * 5000  # nothing typed is lost
+    ok(at.text_area(key="cl_text").input("   ").run())
+    assert "Type or paste the text the class starts from." in [c.value for c in at.caption]
+    assert at.button(key="cl_create").disabled
+    ok(at.text_area(key="cl_text").input("Bonjour").run())
+    assert not at.button(key="cl_create").disabled and not at.error
+
+
 def test_a_guess_of_spaces_only_gets_a_message(smollm, rooms_db):
     _, code, _ = start_room()
     at = join(code)

@@ -165,27 +165,11 @@ def start_section(store: RoomStore) -> None:
     else:
         raw = st.text_area("Passage", key="cl_passage", height=140, placeholder="Paste a paragraph of real text")
     backend = room_backend(model_key)
-    if backend is None or not raw.strip():
+    if backend is None:
         return
-    flat, changed = classgame.flatten_passage(raw)
-    if changed and flat != raw.strip():
-        st.caption("Line breaks and invisible characters become single spaces in a room.")
-    try:
-        text = clean_text(flat, "text", MAX_TEXT)
-    except ValueError as exc:
-        st.error(str(exc), icon="✏️")
-        return
-    ids, passage = backend.tokenize(text), None
-    if mode == PASSAGE:
-        if len(ids) < 2:
-            st.info("A passage needs at least two tokens.")
-            return
-        start = st.slider("The game starts after token", 1, len(ids) - 1, min(8, len(ids) - 1), key="cl_start",
-                          help="The class sees the passage up to here and guesses each next token in turn.")
-        ids, passage = ids[:start], ids[start:]
-        text = backend.detokenize(ids)
-        st.markdown(f"**The class starts from:** {literal(text)}  \n{len(passage)} rounds with a true answer.")
-    if st.button("Start the room", key="cl_create", type="primary"):
+    chosen = _room_text(backend, raw, mode)
+    if st.button("Start the room", key="cl_create", type="primary", disabled=chosen is None) and chosen:
+        text, ids, passage = chosen
         made = attempt(store.create_room, model_key, text, ids, passage)
         if made is not FAILED:
             try:  # rooms past their 12 hours go, with everything in them
@@ -195,6 +179,33 @@ def start_section(store: RoomStore) -> None:
             st.session_state[_TEACHER] = {"code": made[0], "key": made[1]}
             st.session_state[_KEY_ONCE] = True
             st.rerun()
+
+
+def _room_text(backend, raw: str, mode: str) -> tuple | None:
+    """(text, ids, passage ids or None) a room would start from, or None after saying what is missing or wrong
+    (the Start button then stays, disabled)."""
+    if not raw.strip():
+        st.caption("Type or paste the text the class starts from.")
+        return None
+    flat, changed = classgame.flatten_passage(raw)
+    if changed and flat != raw.strip():
+        st.caption("Line breaks and invisible characters become single spaces in a room.")
+    try:
+        text = clean_text(flat, "text", MAX_TEXT)
+    except ValueError as exc:
+        st.error(str(exc), icon="✏️")
+        return None
+    ids, passage = backend.tokenize(text), None
+    if mode == PASSAGE:
+        if len(ids) < 2:
+            st.info("A passage needs at least two tokens.")
+            return None
+        start = st.slider("The game starts after token", 1, len(ids) - 1, min(8, len(ids) - 1), key="cl_start",
+                          help="The class sees the passage up to here and guesses each next token in turn.")
+        ids, passage = ids[:start], ids[start:]
+        text = backend.detokenize(ids)
+        st.markdown(f"**The class starts from:** {literal(text)}  \n{len(passage)} rounds with a true answer.")
+    return text, ids, passage
 
 
 def resume_section(store: RoomStore) -> None:
