@@ -128,7 +128,7 @@ def score_chart(per_round: pd.DataFrame) -> alt.Chart:
     long = per_round.melt(id_vars=["round"], value_vars=["class bits", "model bits"], var_name="who",
                           value_name="bits").dropna()
     chart = alt.Chart(long).mark_line(point=True).encode(
-        x=alt.X("round:O", title="round"), y=alt.Y("bits:Q", title="bits (surprise on the true token)"),
+        x=alt.X("round:O", title="round", axis=alt.Axis(labelAngle=0)), y=alt.Y("bits:Q", title="bits (surprise on the true token)"),
         color=alt.Color("who:N", title=None, scale=alt.Scale(range=list(chart_style.column_colours(2)))),
         tooltip=["round:O", "who:N", alt.Tooltip("bits:Q", format=".2f")],
     ).properties(height=240)

@@ -54,6 +54,8 @@ def test_the_score_uses_the_passage_token_else_the_appended_one():
     assert result.class_bits == pytest.approx(sum(class_bits) / 2)
     assert dict(zip(hits["learner"], hits["hits"])) == {"Ada": 1, "Bo": 0}
     assert b"<svg" in chart_svg(classgame.score_chart(per_round)).lstrip()[:200]
+    spec = classgame.score_chart(per_round).to_dict()
+    assert spec["encoding"]["x"]["axis"]["labelAngle"] == 0  # round numbers upright (Vega turns ordinals 90°)
 
 
 def test_a_token_an_engine_did_not_send_has_no_model_bits():

@@ -51,7 +51,7 @@ def score_section(store: RoomStore, room: dict, state: dict) -> None:
 def end_section(store: RoomStore, room: dict, state: dict) -> None:
     """End the game (no more joins, guesses or rounds; the score and export stay), or delete the room and all
     its names and guesses."""
-    with st.expander("End the room"):
+    with st.expander("End the room", key="cl_end_open"):  # a key: it stays open when ending redraws it
         if not state["closed"]:
             st.caption("Ending stops joins, guesses and new rounds; the score and the downloads stay.")
             if st.button("End the game", key="cl_close"):

@@ -265,3 +265,17 @@ def test_a_teacher_and_three_learners_play_two_rounds_of_a_passage(class_server,
     finally:
         for context in contexts:
             context.close()
+
+
+def test_the_teacher_ends_then_deletes_the_room_without_reopening_the_box(class_server, page):
+    """Ending redraws 'End the room' with other contents; it stays open, so Delete is where the teacher looks
+    (it folded shut before: seen in Chromium)."""
+    start_room(page, class_server.base_url)
+    page.get_by_text("End the room").click()
+    page.get_by_role("button", name="End the game").click()
+    expect(page.get_by_text("This room is ended")).to_be_visible(timeout=60_000)
+    sure = page.get_by_text("Yes, delete this room and everything in it")
+    expect(sure).to_be_visible()  # no second click on the expander
+    sure.click()
+    page.get_by_role("button", name="Delete the room").click()
+    expect(page.get_by_role("button", name="Start the room")).to_be_visible(timeout=60_000)
