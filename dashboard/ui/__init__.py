@@ -65,7 +65,7 @@ MODEL_PAGES = ("next-token", "generate", "compare", "inside", "class")  # the pa
 def _first_imports() -> None:
     """On a process's first model page, import torch under a bar (2-8 s here) rather than show a blank page
     until the page's own imports are done; the model's own bar follows (_load_with_progress)."""
-    if "torch" in sys.modules:
+    if _torch_imported():
         return
     holder = st.empty()
     holder.progress(0.0, text="Starting Tokenscope: importing torch (the first visit after a start, a few seconds)…")
@@ -73,6 +73,14 @@ def _first_imports() -> None:
     import torch  # noqa: F401
 
     holder.empty()
+
+
+def _torch_imported() -> bool:
+    """True once torch's import has finished in this process; False while another session's thread is still
+    inside it (the module is in sys.modules from its first line): that visitor gets the bar too, not a page
+    without one until the import's lock lets its own page go on."""
+    torch = sys.modules.get("torch")
+    return torch is not None and not getattr(getattr(torch, "__spec__", None), "_initializing", False)
 
 
 def page_guard() -> None:

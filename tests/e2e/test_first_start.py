@@ -30,14 +30,25 @@ def test_first_start_shows_one_bar_from_the_first_seconds_to_every_visitor(cold_
         for page in pages.values():
             page.goto(f"{cold_server.base_url}/next-token", wait_until="domcontentloaded")
         texts: dict[str, list[str]] = {name: [] for name in pages}
-        first_bar = None
-        for name, page in pages.items():
-            bar = page.locator('[data-testid="stProgress"]').first
-            expect(bar).to_be_visible(timeout=20_000)
-            first_bar = first_bar or time.monotonic() - opened
-            texts[name].append(bar.inner_text())
+        framed: dict[str, float] = {}  # when each page first had Streamlit's frame, then our bar, watched together
+        barred: dict[str, float] = {}
+        while len(barred) < len(pages):
+            for name, page in pages.items():
+                now = time.monotonic()
+                if name not in framed and page.locator('[data-testid="stApp"]').count():
+                    framed[name] = now
+                bar = page.locator('[data-testid="stProgress"]')
+                if name in framed and name not in barred and bar.count() and bar.first.is_visible():
+                    barred[name] = now
+                    texts[name].append(bar.first.inner_text())
+            assert time.monotonic() - opened < 20, f"no bar 20 s after opening: frames {framed}, bars {barred}"
+            time.sleep(0.02)
+        frame_to_bar = {name: round(barred[name] - framed[name], 2) for name in pages}  # the app's own part
+        first_bar = min(barred.values()) - opened
         shot_at = {}
-        while any(p.locator('[data-testid="stProgress"]').count() for p in pages.values()):
+        append = {name: page.get_by_role("button", name="Append most likely") for name, page in pages.items()}
+        # until every page is done (not "until no page has a bar": both may be between the import's bar and the model's)
+        while not all(append[n].count() and not p.locator('[data-testid="stProgress"]').count() for n, p in pages.items()):
             for name, page in pages.items():
                 bars = page.locator('[data-testid="stProgress"]')
                 if bars.count():
@@ -60,9 +71,17 @@ def test_first_start_shows_one_bar_from_the_first_seconds_to_every_visitor(cold_
                 assert step in seen, f"{name} never saw {step!r}: {seen[:800]}"
             seconds = [int(s) for s in re.findall(r"\((\d+) s\)", seen)]
             assert seconds == sorted(seconds) and seconds[-1] >= 5, seen[:800]  # time passes on the bar
-        print(f"first bar {first_bar:.1f} s after opening; the page {time.monotonic() - opened:.0f} s; "
-              f"{len(texts['laptop'])} and {len(texts['phone'])} bar texts")
-        assert first_bar < 5  # seen 2.4 s: the page's own load and first run; the model takes ~30-70 s more
+        print(f"first bar {first_bar:.1f} s after opening, {frame_to_bar} s after each page's frame; the page "
+              f"{time.monotonic() - opened:.0f} s; {len(texts['laptop'])} and {len(texts['phone'])} bar texts")
+        # Opening to the first bar is mostly the browser fetching and parsing Streamlit's own bundle from a server
+        # that has just started: 2.4 s on one machine, 3.9-7.4 s on this one (load ~1) and 5.2 s in a CI run. What
+        # this app decides is the rest, from each page's frame to its bar: 0.1-4.5 s here, two tabs and torch's
+        # import sharing two cores; a page importing torch and transformers before its bar took 5.4 s for the
+        # first visitor (watched failing). The first bar says torch is being imported; the model takes ~30-70 s more.
+        first = min(barred, key=barred.get)
+        assert "importing torch" in texts[first][0], texts[first][0]
+        assert min(frame_to_bar.values()) < 3 and max(frame_to_bar.values()) < 6, frame_to_bar
+        assert first_bar < 12, first_bar
     finally:
         for c in contexts.values():
             c.close()
