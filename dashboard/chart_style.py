@@ -21,7 +21,7 @@ COLUMN_COLOURS = ("#0068c9", "#83c9ff", "#ff2b2b", "#ffabab", "#29b09d", "#7defa
 # category colours (what the compare chart always showed), fixed here so an export draws the same ones
 ROW = 20  # px per labelled row (token bars, heatmap rows): a 12 px label and a gap
 PADDING = {"left": 4, "top": 6, "right": 12, "bottom": 6}
-_AUTOSIZE = {"type": "fit-x", "contains": "padding"}
+AUTOSIZE = {"type": "fit-x", "contains": "padding"}
 
 _TEXT_STYLE = {"labelFont": FONT, "titleFont": FONT, "labelColor": MUTED, "titleColor": MUTED,
                "labelFontSize": LABEL_SIZE, "titleFontSize": TITLE_SIZE, "labelFontWeight": "normal",
@@ -49,7 +49,7 @@ def token_axis(**kwargs) -> alt.Axis:
 def finish(chart):
     """`chart` with the shared look and a width that fits its container: the page (width="stretch") or an export
     sets the width, and axes, labels and legend fit inside it."""
-    return chart.properties(autosize=_AUTOSIZE, padding=PADDING).configure(**CONFIG)
+    return chart.properties(autosize=AUTOSIZE, padding=PADDING).configure(**CONFIG)
 
 
 def column_colours(n: int) -> list[str]:

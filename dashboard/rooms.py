@@ -378,6 +378,7 @@ class RoomStore:
         state = {
             "code": room.code, "model_key": room.model_key, "round": current.idx, "text": current.text,
             "ids": json.loads(current.ids), "state": current.state, "n_guesses": len(rows),
+            "n_learners": conn.execute(sa.select(sa.func.count()).where(learners.c.room_id == room.id)).scalar_one(),
             "closed": room.closed_at is not None, "expires_at": room.expires_at,
             "has_passage": room.passage_ids is not None,
         }

@@ -5,6 +5,7 @@ against the model's own, Next, the score, and the faults (bad codes, bad text, t
 from __future__ import annotations
 
 import math
+import time
 
 import pytest
 
@@ -95,6 +96,18 @@ def chart_rows(at) -> dict:
     raise AssertionError("no reveal chart on the page")
 
 
+def count_bar(at) -> dict:
+    """{who: learners} of the teacher's live count bar, from the spec Streamlit sends the browser."""
+    import pyarrow as pa
+
+    for chart in at.get("vega_lite_chart"):
+        if chart.proto.data.data:  # Streamlit sends the spec's inline values as its Arrow data
+            rows = pa.ipc.open_stream(chart.proto.data.data).read_pandas().to_dict("records")
+            if {r.get("who") for r in rows} == {"guessed", "not yet"}:
+                return {r["who"]: r["n"] for r in rows}
+    raise AssertionError("no live count bar on the page")
+
+
 def model_probs(ids: list[int]) -> torch.Tensor:
     """The bundled model's own next-token probabilities after `ids` (computed here, not by the page)."""
     from dashboard.generation import next_token_logits
@@ -127,6 +140,7 @@ def test_a_room_from_start_to_round_two(smollm, rooms_db, caplog):
 
     ada = guess(ada, "Paris")
     assert "␣Paris" in texts(ada) and "Your guess: **␣Paris**" in texts(ada)
+    assert count_bar(ok(teacher.run())) == {"guessed": 1, "not yet": 1}  # Ada, of Ada and Learner 2
     anon.text_input(key="cl_guess").input("Lon\x07don").run()  # a control character: a message, the text kept
     ok(anon)
     assert any("control or invisible characters" in e.value for e in anon.error)
@@ -138,6 +152,9 @@ def test_a_room_from_start_to_round_two(smollm, rooms_db, caplog):
 
     ok(teacher.run())
     assert [m.value for m in teacher.metric if m.label == "Guesses so far"] == ["2"]
+    assert count_bar(teacher) == {"guessed": 2, "not yet": 0}
+    time.sleep(0.6)  # what a learner's once-a-second line reads is shared by this server's learners for 0.5 s
+    assert "Round 1 · 2 of 2 guessed so far" in [c.value for c in ada.run().caption]
     assert "Lyon" not in texts(teacher) and "Paris" not in texts(teacher)  # how many, not what
 
     ok(teacher.button(key="cl_reveal").click().run())

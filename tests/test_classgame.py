@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import pytest
 import torch
@@ -85,3 +86,17 @@ def test_the_closest_line_writes_the_probability_as_every_page_does():
     assert line == "Closest: Ada, Ed, with ␣Paris (the model gives it 77.25%)."
     assert classgame.closest_line({11: 2}, probs, 2, {11: "Cy"}, Tok()) == "Cy guessed the true token, ␣Lyon."
     assert classgame.closest_line({}, probs, None, {}, Tok()) == "Nobody guessed a token this round."
+
+
+def test_the_live_count_is_one_bar_of_who_guessed_among_who_joined_and_the_same_bytes_while_it_stays():
+    import vl_convert
+
+    spec = classgame.count_spec(3, 5)
+    assert [(v["who"], v["n"]) for v in spec["data"]["values"]] == [("guessed", 3), ("not yet", 2)]
+    assert spec["encoding"]["x"]["title"] == "3 of 5 who joined have guessed"
+    assert spec["encoding"]["x"]["scale"]["domain"] == [0, 5]
+    assert json.dumps(spec) == json.dumps(classgame.count_spec(3, 5)) != json.dumps(classgame.count_spec(4, 5))
+    assert classgame.count_spec(0, 0)["encoding"]["x"]["title"] == "Nobody has joined yet"
+    svg = vl_convert.vegalite_to_svg(spec)  # a valid spec that Vega draws: two bars, 3/5 and 2/5 of the width
+    widths = sorted(float(w) for w in re.findall(r'<path aria-label="[^"]*who: [^"]*"[^>]*d="M[\d.]+,[\d.]+h([\d.]+)', svg))
+    assert len(widths) == 2 and widths[1] / widths[0] == pytest.approx(1.5, rel=0.02), widths

@@ -271,6 +271,7 @@ def test_a_game_round_by_round(store):
     store.guess(code, bo, 0, "Paris", 6342, "␣Paris")  # changed her mind: the latest counts
     public = store.public_state(code)
     assert public["n_guesses"] == 2 and "counts" not in public  # how many, not what
+    assert public["n_learners"] == 2  # of how many who joined
     assert "guesses" not in store.teacher_state(code, key)  # not even the teacher, before the reveal
     assert store.my_guess(code, bo) == "Paris"
     store.reveal(code, key, 0)

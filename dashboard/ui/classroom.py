@@ -303,6 +303,8 @@ def live_count(store: RoomStore, code: str, seen: tuple) -> None:
     if state is None:
         return
     st.metric("Guesses so far", state["n_guesses"], help="Who guessed what stays hidden until you reveal.")
+    st.vega_lite_chart(spec=classgame.count_spec(state["n_guesses"], state["n_learners"]), width="stretch",
+                       theme=None)
 
 
 def round_section(store: RoomStore, room: dict, state: dict) -> None:

@@ -75,6 +75,8 @@ def test_a_learner_guesses_and_both_pages_follow_live(class_server, page, browse
     key = shown_key.inner_text().strip()
     assert len(key) > 30 and key not in teacher.url
     expect(metric(teacher, "Guesses so far")).to_have_text("0")
+    count_bar = teacher.get_by_test_id("stVegaLiteChart").first  # drawn by Vega in the browser before any reveal
+    expect(count_bar.locator("svg")).to_contain_text("Nobody has joined yet")
     shot(teacher, "teacher-room", heading)
 
     context = browser.new_context(viewport={"width": 390, "height": 844})  # a phone
@@ -95,6 +97,8 @@ def test_a_learner_guesses_and_both_pages_follow_live(class_server, page, browse
         sent = time.monotonic()
         expect(metric(teacher, "Guesses so far")).to_have_text("1", timeout=LIVE_MS)  # nobody touched the teacher
         print(f"teacher's count followed in {time.monotonic() - sent:.1f} s")
+        expect(count_bar.locator("svg")).to_contain_text("1 of 1 who joined have guessed", timeout=LIVE_MS)
+        expect(learner.get_by_text("Round 1 · 1 of 1 guessed so far")).to_be_visible(timeout=LIVE_MS)
         teacher.get_by_role("button", name="Reveal").click()
         reveal = teacher.get_by_text("The class's guesses beside the model's probability")
         expect(reveal).to_be_visible(timeout=60_000)
@@ -168,12 +172,13 @@ def test_on_a_phone_nothing_on_either_side_is_cut_off(class_server, browser):
         expect(learner.get_by_text("You can change it until the teacher reveals")).to_be_visible(timeout=60_000)
         expect(metric(teacher, "Guesses so far")).to_have_text("1", timeout=LIVE_MS)
         teacher.get_by_role("button", name="Reveal").click()
-        expect(teacher.get_by_test_id("stVegaLiteChart").first).to_be_visible(timeout=60_000)
+        reveal_chart = teacher.get_by_test_id("stVegaLiteChart").filter(has_text="share of the class")  # not the count
+        expect(reveal_chart).to_be_visible(timeout=60_000)
         expect(teacher.get_by_role("button", name="Next round")).to_be_visible(timeout=60_000)
         expect(learner.get_by_test_id("stVegaLiteChart").first).to_be_visible(timeout=LIVE_MS + 2_000)
         teacher.wait_for_timeout(1500)  # the charts' own layout pass
         assert teacher.evaluate(_CUT_OFF_JS) == [] and learner.evaluate(_CUT_OFF_JS) == []
-        shot(teacher, "teacher-phone-reveal", teacher.get_by_test_id("stVegaLiteChart").first)
+        shot(teacher, "teacher-phone-reveal", reveal_chart)
     finally:
         context.close()
 
