@@ -186,17 +186,23 @@ class _Flight:
 
 
 class TeacherFirst:
-    """Rooms whose teacher just pressed Reveal or Next in this process, until the teacher's page is drawn again
-    (or `max_s` passed: a page that never finished): their learners' pages on this server wait to follow until then.
+    """Rooms whose teacher just pressed Reveal or Next in this process, until `after_s` after the teacher's page is
+    drawn again (or `max_s` passed: a page that never finished): their learners' pages on this server wait to follow
+    until then.
 
     Why: a press changes the room's state, and every learner's once-a-second poll that sees it reruns that learner's
     whole page; forty of them at once share the GIL with the teacher's own run, which then took 2–6 s to draw the
-    reveal (bench class40). Learners follow a second later instead; the projector, which the class watches, first."""
+    reveal (bench class40). And when the teacher's run ends its messages are still on their way to the browser, which
+    then draws the chart: forty learners' reruns starting at that moment held the drawing back by 0.3–0.8 s (a trace
+    of every script run, bench class40), hence `after_s`. Learners follow a second later instead; the projector, which
+    the class watches, first."""
 
-    def __init__(self, max_s: float = 3.0, clock: Callable = time.monotonic):
+    def __init__(self, max_s: float = 3.0, after_s: float = 0.5, clock: Callable = time.monotonic):
         if not max_s > 0:
             raise ValueError(f"max_s: need a positive number of seconds, got {max_s!r}")
-        self.max_s, self.clock = float(max_s), clock
+        if not 0 <= after_s <= max_s:
+            raise ValueError(f"after_s: need seconds from 0 to max_s ({max_s!r}), got {after_s!r}")
+        self.max_s, self.after_s, self.clock = float(max_s), float(after_s), clock
         self._until: dict[str, float] = {}  # room code -> when its priority lapses
         self._lock = threading.Lock()
 
@@ -206,9 +212,10 @@ class TeacherFirst:
             self._until[code] = self.clock() + self.max_s
 
     def drawn(self, code: str) -> None:
-        """The teacher's page of room `code` finished a run: the learners may follow."""
+        """The teacher's page of room `code` finished a run: the learners may follow `after_s` from now."""
         with self._lock:
-            self._until.pop(code, None)
+            if code in self._until:
+                self._until[code] = min(self._until[code], self.clock() + self.after_s)
 
     def busy(self, code: str) -> bool:
         """True while room `code`'s teacher goes first (a learner's poll then waits for the next second)."""

@@ -12,7 +12,9 @@ The collector. Streamlit runs `gc.collect(2)` after every script run (`runner.po
 transformers, altair and a model loaded that walks ~450k long-lived objects, ~200 ms holding the GIL, so the run's
 last messages wait for it. `gc.freeze()` after a load moves everything alive then into the permanent generation,
 which collections skip; what a run creates afterwards is still collected. An eviction unfreezes first, so the
-evicted model's cycles are freed (loaded.LoadedModels)."""
+evicted model's cycles are freed (loaded.LoadedModels). Even frozen, forty Class learners' fragment runs a second
+made that per-run collection 26% of the server's samples, so the app's config turns it off (`.streamlit/config.toml`):
+Python's own generational collector still runs, and walks only what is not frozen."""
 
 from __future__ import annotations
 

@@ -115,7 +115,7 @@ def model_probs(ids: list[int]) -> torch.Tensor:
     return next_token_logits(LOADED.get("smollm2-135m").model, ids).softmax(-1)
 
 
-def test_a_room_from_start_to_round_two(smollm, rooms_db, caplog):
+def test_a_room_from_start_to_round_two(smollm, rooms_db, caplog, monkeypatch):
     caplog.set_level("DEBUG")
     teacher, code, key = start_room()
     tok = smollm.tokenizer
@@ -157,10 +157,17 @@ def test_a_room_from_start_to_round_two(smollm, rooms_db, caplog):
     assert "Round 1 · 2 of 2 guessed so far" in [c.value for c in ada.run().caption]
     assert "Lyon" not in texts(teacher) and "Paris" not in texts(teacher)  # how many, not what
 
-    ok(teacher.button(key="cl_reveal").click().run())
+    from dashboard.rooms import RoomStore
     from dashboard.ui.classroom import TEACHER_FIRST
 
-    assert not TEACHER_FIRST.busy(code)  # the teacher's reveal is drawn: this server's learners may follow now
+    reads, teacher_state = [], RoomStore.teacher_state
+    monkeypatch.setattr(RoomStore, "teacher_state", lambda self, *a: reads.append(a[0]) or teacher_state(self, *a))
+    ok(teacher.button(key="cl_reveal").click().run())
+    assert len(reads) == 1  # one page run draws the reveal: the press's callback revealed before it (not a rerun)
+    monkeypatch.setattr(RoomStore, "teacher_state", teacher_state)
+    assert TEACHER_FIRST.busy(code)  # drawn, its messages on their way: this server's learners wait half a second
+    time.sleep(TEACHER_FIRST.after_s + 0.1)
+    assert not TEACHER_FIRST.busy(code)  # then they follow
     frame = teacher.session_state["cl_reveal_frame"]
     ids = encode(tok, TEXT)
     probs = model_probs(ids)
@@ -502,3 +509,26 @@ def test_three_rounds_in_a_row_with_a_changing_next_choice(smollm, rooms_db):
     assert [r["chosen_by"] for r in rounds[:3]] == ["model", "teacher", "model"]
     assert rounds[3]["ids"][-3:] == [r["chosen_id"] for r in rounds[:3]]
     assert teacher.session_state["cl_score"][0].n_scored == 3
+
+
+def test_a_reveal_the_database_refuses_says_why_under_the_button_and_the_round_stays_open(smollm, rooms_db,
+                                                                                          monkeypatch):
+    from dashboard.rooms import RoomStore, RoomsUnavailable
+
+    teacher, code, key = start_room()
+    guess(join(code, "Ada"), "Paris")
+
+    def down(self, *args):
+        raise RoomsUnavailable("the database did not answer")
+
+    reveal = RoomStore.reveal
+    monkeypatch.setattr(RoomStore, "reveal", down)
+    ok(teacher.run())
+    ok(teacher.button(key="cl_reveal").click().run())  # Reveal's callback failed: the page says so, in place
+    assert any("cannot be reached right now" in e.value and "did not answer" in e.value for e in teacher.error)
+    assert teacher.button(key="cl_reveal") is not None and "cl_reveal_frame" not in teacher.session_state
+    monkeypatch.setattr(RoomStore, "reveal", reveal)
+    ok(teacher.run())
+    assert not teacher.error  # said once, not on every later run
+    ok(teacher.button(key="cl_reveal").click().run())
+    assert "cl_reveal_frame" in teacher.session_state and not teacher.error  # back: the same press reveals
