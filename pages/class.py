@@ -9,6 +9,7 @@ ui.page_guard()
 
 from dashboard.ui import classroom  # noqa: E402
 from dashboard.ui import classroom_learner as learner  # noqa: E402
+from dashboard.ui import classroom_round  # noqa: E402
 from dashboard.ui import classroom_score  # noqa: E402
 
 st.title("🧑‍🏫 Class: guess the next token")
@@ -43,7 +44,7 @@ def teacher_page(store) -> None:
     if down:  # the live count retries every second and brings the room back
         classroom.live_count(store, room["code"], (state["round"], state["state"]))
         return
-    classroom.round_section(store, room, state)
+    classroom_round.round_section(store, room, state)
     classroom_score.score_section(store, room, state)
     classroom_score.end_section(store, room, state)
     classroom.drawn(room)  # the learners follow once the projector shows this
