@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from dashboard import chart_style as style
-from dashboard.payload import MOMENTS, UNIT, Payload
+from dashboard.payload import BASE, MOMENTS, UNIT, Payload, offsets
 from dashboard.settings import CONTROLS, Settings
 
 CONTROLLED = ("temperature", "top_k", "top_p", "min_p", "repetition_penalty")  # the browser's controls
@@ -90,7 +90,7 @@ def twin(p: Payload, settings: Settings, u: float = 0.5) -> Figures:
     straddles = np.nonzero(bins & (K > 0) & (cn - c < K) & (K < cn))[0] if not greedy else []
     if len(straddles):
         j = int(straddles[0])
-        t = l[j] - np.array([int(o) for o in r["offs"].iloc[j].split(",")]) * UNIT
+        t = l[j] - np.array(offsets(r["offs"].iloc[j])) * UNIT
         tokens = pd.DataFrame({"kind": 2, "i": r["i"].iloc[j], "id": -1, "label": "", "l": t, "pen": 0,
                                "p0": np.exp(t - p.lse), "c": 1})
         rows = pd.concat([r.drop(index=r.index[j]), tokens], ignore_index=True)
@@ -122,7 +122,7 @@ def twin(p: Payload, settings: Settings, u: float = 0.5) -> Figures:
     items = []  # (scaled logit, weight, whole rows' weight above, raw probability, row of a penalised token)
     for j in np.nonzero(unpack)[0]:
         if cut[j]:
-            t = l[j] - np.array([int(o) for o in r["offs"].iloc[j].split(",")]) * UNIT
+            t = l[j] - np.array(offsets(r["offs"].iloc[j])) * UNIT
             items += [(v / T, math.exp(v / T - m), cwn[j], math.exp(v - p.lse), None) for v in t]
         else:
             items.append((s[j], w[j], cwn[j], r["p0"].iloc[j], j))
@@ -238,7 +238,7 @@ def pipeline() -> tuple[list[dict], dict]:
                       "split(datum.offs, ',') : [null]", "as": "kparts"},
         {"flatten": ["kparts"], "as": ["koff"]},
         {"calculate": "isValid(datum.koff) ? 2 : datum.kind", "as": "kind"},
-        {"calculate": f"datum.kind == 2 ? datum.l - toNumber(datum.koff) * {UNIT!r} : datum.l", "as": "l"},
+        {"calculate": f"datum.kind == 2 ? datum.l - parseInt(datum.koff, {BASE}) * {UNIT!r} : datum.l", "as": "l"},
         {"calculate": "datum.kind == 2 ? datum.l / datum.t : datum.s", "as": "s"},
         {"calculate": "datum.kind == 2 ? exp(datum.s - datum.m) : datum.w", "as": "w"},
         {"calculate": "datum.kind == 2 ? 1 : datum.c", "as": "c"},
@@ -282,7 +282,7 @@ def pipeline() -> tuple[list[dict], dict]:
             {"filter": "datum.unpack"},
             {"calculate": "datum.st == 2 ? split(datum.offs, ',') : ['-1']", "as": "parts"},
             {"flatten": ["parts"], "as": ["off"]},
-            {"calculate": f"datum.st == 2 ? (datum.l - toNumber(datum.off) * {UNIT!r}) / datum.t : datum.s",
+            {"calculate": f"datum.st == 2 ? (datum.l - parseInt(datum.off, {BASE}) * {UNIT!r}) / datum.t : datum.s",
              "as": "v"},
             {"calculate": "exp(datum.v - datum.m)", "as": "wt"},
             {"window": [{"op": "sum", "field": "wt", "as": "within"}],

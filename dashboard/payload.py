@@ -19,6 +19,9 @@ BIN_WIDTH = 0.3  # logits: with 8 moments a bin's weight is exact to ~1e-10 of i
 BIN_COUNT = 400  # at most this many tokens in a bin (an unpacked bin is this many rows at most)
 MOMENTS = 8  # central moments M1..M8 of a bin's logits
 UNIT = 1e-7  # logit offsets within a bin, in these units (an error ≤ 5e-8 in a logit)
+BASE = 36  # the offsets are written in base 36 ("1sa7", not "2999999"): the dataset is ~30% smaller than in decimal,
+# and the browser reads them with Vega's parseInt(text, 36). Measured: 418 KB of a 437 KB Append rerun was this text.
+_DIGITS = np.frombuffer(b"0123456789abcdefghijklmnopqrstuvwxyz", dtype=np.uint8)
 
 
 @dataclass(frozen=True)
@@ -95,10 +98,8 @@ def _bins(values: np.ndarray, lse: float, start: int) -> pd.DataFrame:
     # 3. per bin: mean, central moments, raw probability, lowest logit
     mu = np.add.reduceat(t, first) / count
     d = t - mu[seg]
-    # 4. the offsets as text, "a,b,c" per bin: one join, cut where each bin's numbers start
-    text = ",".join(map(str, offsets.tolist()))
-    digits = 1 + sum((offsets >= 10 ** k).astype(np.int64) for k in range(1, 19))
-    at = np.concatenate([[0], np.cumsum(digits + 1)])  # where each number starts in `text`
+    # 4. the offsets as base-36 text, "a,b,c" per bin: one text, cut where each bin's numbers start
+    text, at = _base36(offsets)
     ends = at[first + count] - 1  # (the comma after a bin's last number is not its)
     rows = {"kind": 1, "i": start + np.arange(first.size), "id": -1, "label": "", "l": hi, "pen": 0,
             "p0": np.add.reduceat(np.exp(t - lse), first), "c": count, "lo": t[first + count - 1], "mu": mu,
@@ -108,3 +109,21 @@ def _bins(values: np.ndarray, lse: float, start: int) -> pd.DataFrame:
         power = power * d
         rows[f"m{k}"] = np.add.reduceat(power, first)
     return pd.DataFrame(rows)
+
+
+def _base36(values: np.ndarray) -> tuple[str, np.ndarray]:
+    """("a,b,c," : the non-negative ints `values` in base 36, each followed by a comma; where each one starts in it,
+    and the text's length last)."""
+    width = max(1, len(np.base_repr(int(values.max()), BASE)) if values.size else 1)
+    powers = BASE ** np.arange(width - 1, -1, -1, dtype=np.int64)  # (width,)
+    digits = (values[:, None] // powers) % BASE  # (n, width), most significant first
+    shown = (values[:, None] >= powers) | (powers == 1)  # no leading zeros; 0 is "0"
+    chars = np.concatenate([_DIGITS[digits], np.full((values.size, 1), ord(","), dtype=np.uint8)], axis=1)
+    keep = np.concatenate([shown, np.ones((values.size, 1), dtype=bool)], axis=1)  # (n, width + 1)
+    at = np.concatenate([[0], np.cumsum(keep.sum(axis=1))])
+    return chars[keep].tobytes().decode("ascii"), at
+
+
+def offsets(text: str) -> list[int]:
+    """A bin's offsets from its top, in UNITs, from its base-36 text (the browser: parseInt(part, 36))."""
+    return [int(part, BASE) for part in text.split(",")]
