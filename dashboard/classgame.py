@@ -192,3 +192,15 @@ def export_frame(rows: list[dict], rounds: list[dict], names: dict) -> pd.DataFr
 def bits_text(bits: float | None) -> str:
     """Bits per token as shown ('—' when not known)."""
     return "—" if bits is None or not math.isfinite(bits) else f"{bits:.2f}"
+
+
+def follow_line(state: dict) -> str:
+    """The learner's once-a-second line for the room's public `state`: the round, and how many of those who joined
+    have guessed (so far while it is open; in all once revealed)."""
+    head, guessed = f"Round {state['round'] + 1}", f"{state['n_guesses']} of {state['n_learners']}"
+    if state.get("closed"):
+        return f"{head} · the room is closed"
+    if state["state"] == "open":
+        return f"{head} · {guessed} guessed so far"
+    return f"{head} · revealed: {guessed} guessed"
+

@@ -194,6 +194,7 @@ def test_a_room_from_start_to_round_two(smollm, rooms_db, caplog, monkeypatch):
 
     ada = ok(ada.run())  # the learner's page follows the reveal: the same chart, the model's top 10, who was closest
     assert chart_rows(ada) == bars
+    assert "Round 1 · revealed: 2 of 2 guessed" in [c.value for c in ada.caption]  # not "so far" any more
     assert ada.table[0].value["token"].tolist() == [markdown_literal(visible(tok.decode([int(i)])))
                                                      for i in probs.topk(10).indices]
     assert ada.table[0].value["probability"].tolist() == top["probability"].tolist()

@@ -100,3 +100,13 @@ def test_the_live_count_is_one_bar_of_who_guessed_among_who_joined_and_the_same_
     svg = vl_convert.vegalite_to_svg(spec)  # a valid spec that Vega draws: two bars, 3/5 and 2/5 of the width
     widths = sorted(float(w) for w in re.findall(r'<path aria-label="[^"]*who: [^"]*"[^>]*d="M[\d.]+,[\d.]+h([\d.]+)', svg))
     assert len(widths) == 2 and widths[1] / widths[0] == pytest.approx(1.5, rel=0.02), widths
+
+
+def test_the_learners_line_says_so_far_while_open_and_revealed_after():
+    from dashboard.classgame import follow_line
+
+    state = {"round": 2, "n_guesses": 7, "n_learners": 9, "state": "open", "closed": False}
+    assert follow_line(state) == "Round 3 · 7 of 9 guessed so far"
+    assert follow_line({**state, "state": "revealed"}) == "Round 3 · revealed: 7 of 9 guessed"
+    assert follow_line({**state, "state": "revealed", "closed": True}) == "Round 3 · the room is closed"
+

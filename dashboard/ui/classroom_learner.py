@@ -147,8 +147,7 @@ def follow(store: RoomStore, code: str, seen: tuple) -> None:
     state = followed(lambda: FOLLOWED.get(code, lambda: store.public_state(code)), seen)
     if state is None:
         return
-    st.session_state["cl_follow_line"] = (f"Round {state['round'] + 1} · {state['n_guesses']} of "
-                                          f"{state['n_learners']} guessed so far")
+    st.session_state["cl_follow_line"] = classgame.follow_line(state)
     st.caption(st.session_state["cl_follow_line"])
 
 
