@@ -14,7 +14,13 @@ last messages wait for it. `gc.freeze()` after a load moves everything alive the
 which collections skip; what a run creates afterwards is still collected. An eviction unfreezes first, so the
 evicted model's cycles are freed (loaded.LoadedModels). Even frozen, forty Class learners' fragment runs a second
 made that per-run collection 26% of the server's samples, so the app's config turns it off (`.streamlit/config.toml`):
-Python's own generational collector still runs, and walks only what is not frozen."""
+Python's own generational collector still runs, and walks only what is not frozen.
+
+Progress bars. transformers draws tqdm bars while it loads ("Loading weights"); the app shows its own bar, so theirs
+only wrote to the server's log, started tqdm's monitor thread and took tqdm's process-wide lock from load threads.
+Once (not reproduced), a first start hung for good: a collection on a page's thread finalized a tqdm bar and waited
+on that lock, whose holder was gone. The app turns transformers' bars off before its first load (Hub downloads count
+bytes through a disabled bar of their own, dashboard/hub.py)."""
 
 from __future__ import annotations
 
@@ -41,13 +47,17 @@ def torch_threads() -> int:
 
 
 def configure_torch() -> None:
-    """Set torch's thread counts once per process (before its first parallel work where possible)."""
+    """Set torch's thread counts once per process (before its first parallel work where possible), and turn
+    transformers' progress bars off."""
     global _configured
     with _lock:
         if _configured:
             return
         import torch
 
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # the app draws its own (see the module's docstring)
         n = torch_threads()
         torch.set_num_threads(n)
         try:

@@ -214,3 +214,18 @@ def test_streamlit_does_not_collect_after_every_run():
 
     config = tomllib.loads((Path(__file__).parent.parent / ".streamlit" / "config.toml").read_text())
     assert config["runner"]["postScriptGC"] is False
+
+
+def test_a_model_load_turns_transformers_progress_bars_off():
+    """The app draws its own bar; transformers' tqdm bars only wrote to the server's log and took tqdm's
+    process-wide lock from load threads (dashboard/runtime.py). A fresh process: the setting is process-wide."""
+    code = ("import logging; logging.disable(logging.CRITICAL)\n"
+            "from transformers.utils import logging as hf_logging\n"
+            "assert hf_logging.is_progress_bar_enabled()\n"
+            "from dashboard.loaded import LoadedModels\n"
+            "LoadedModels().get('stand-in', make=lambda: object())\n"
+            "print(hf_logging.is_progress_bar_enabled())")
+    out = run_python(code, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-1] == "False"
+
