@@ -177,6 +177,13 @@ def run_python(code: str, timeout: float):
                           cwd=Path(__file__).resolve().parents[1])
 
 
+def last_printed(code: str) -> str:
+    """The last word `code` printed in a fresh Python process (which must exit 0)."""
+    out = run_python(code, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout.split()[-1]
+
+
 def test_a_fresh_process_freezes_the_heap_after_a_page_run_that_imported_torch():
     code = ("import gc, logging; logging.disable(logging.CRITICAL)\n"
             "from dashboard import ui\n"
@@ -186,9 +193,7 @@ def test_a_fresh_process_freezes_the_heap_after_a_page_run_that_imported_torch()
             "assert 'torch' not in __import__('sys').modules and gc.get_freeze_count() == 0\n"
             "ui.run_page(Page())\n"
             "print(gc.get_freeze_count())")
-    out = run_python(code, timeout=120)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert int(out.stdout.split()[-1]) > 10_000  # torch's objects, frozen before any model is loaded
+    assert int(last_printed(code)) > 10_000  # torch's objects, frozen before any model is loaded
 
 
 @pytest.mark.real
@@ -225,7 +230,5 @@ def test_a_model_load_turns_transformers_progress_bars_off():
             "from dashboard.loaded import LoadedModels\n"
             "LoadedModels().get('stand-in', make=lambda: object())\n"
             "print(hf_logging.is_progress_bar_enabled())")
-    out = run_python(code, timeout=120)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.split()[-1] == "False"
+    assert last_printed(code) == "False"
 
