@@ -114,7 +114,7 @@ def _bins(values: np.ndarray, lse: float, start: int) -> pd.DataFrame:
 def _base36(values: np.ndarray) -> tuple[str, np.ndarray]:
     """("a,b,c," : the non-negative ints `values` in base 36, each followed by a comma; where each one starts in it,
     and the text's length last)."""
-    width = max(1, len(np.base_repr(int(values.max()), BASE)) if values.size else 1)
+    width = len(np.base_repr(int(values.max()), BASE)) if values.size else 1  # digits of the largest ("0": 1)
     powers = BASE ** np.arange(width - 1, -1, -1, dtype=np.int64)  # (width,)
     digits = (values[:, None] // powers) % BASE  # (n, width), most significant first
     shown = (values[:, None] >= powers) | (powers == 1)  # no leading zeros; 0 is "0"
